@@ -1,0 +1,12 @@
+import { loadDatabaseUrl } from '../config.js';
+import { databaseName } from '../db/client.js';
+import { migrateDatabase } from '../db/migrate.js';
+
+const databaseUrl = loadDatabaseUrl();
+try {
+  await migrateDatabase(databaseUrl);
+  console.error(`migrations applied to database ${databaseName(databaseUrl)}`);
+} catch (error) {
+  console.error(`migration failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,184 @@
+// The only place that reads the environment. Everything else receives a typed, frozen Config.
+import { z } from 'zod';
+
+export const DEFAULT_DATABASE_URL = 'mysql://root@127.0.0.1:3306/order_items';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+
+const mysqlUrl = z
+  .string()
+  .default(DEFAULT_DATABASE_URL)
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'mysql:' || url.protocol === 'mariadb:') && url.pathname.length > 1;
+    } catch {
+      return false;
+    }
+  }, 'must be a mysql://user:password@host:port/database URL');
+
+const envSchema = z
+  .object({
+    DATABASE_URL: mysqlUrl,
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: port.default(3000),
+    METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+    METRICS_PORT: port.default(9464),
+    LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+
+    JWT_SECRET: optionalText,
+    JWT_PUBLIC_KEY: optionalText,
+    JWT_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    JWT_ISSUER: optionalText,
+    JWT_AUDIENCE: optionalText,
+    JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
+    JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(30).default(5),
+
+    DB_POOL_SIZE: positiveInt.max(500).default(10),
+    DB_QUERY_TIMEOUT_MS: positiveInt.default(2000),
+    DB_ACQUIRE_TIMEOUT_MS: positiveInt.default(1000),
+
+    FRESHNESS_CACHE_MS: z.coerce.number().int().min(0).default(1000),
+    PIPELINE_METRICS_REFRESH_MS: positiveInt.default(15000),
+    SLO_FRESHNESS_SECONDS: positiveInt.default(900),
+
+    SUMMARY_MAX_RANGE_DAYS: positiveInt.default(731),
+    RATE_LIMIT_MAX: positiveInt.default(600),
+    RATE_LIMIT_WINDOW_MS: positiveInt.default(60000),
+    CORS_ORIGINS: z.string().default(''),
+    BODY_LIMIT_BYTES: positiveInt.default(16384),
+    REQUEST_TIMEOUT_MS: positiveInt.default(10000),
+  })
+  .superRefine((env, ctx) => {
+    const keys = [env.JWT_SECRET, env.JWT_PUBLIC_KEY, env.JWT_JWKS_URL].filter((k) => k !== undefined);
+    if (keys.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_SECRET'],
+        message: 'set exactly one of JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL',
+      });
+    }
+    if (env.JWT_SECRET !== undefined) {
+      if (Buffer.byteLength(env.JWT_SECRET, 'utf8') < 32) {
+        ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 bytes' });
+      }
+      // A PEM given as an HMAC secret is the classic algorithm-confusion setup: refuse it.
+      if (/-----BEGIN [A-Z ]*KEY-----/.test(env.JWT_SECRET)) {
+        ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'looks like a PEM key; use JWT_PUBLIC_KEY' });
+      }
+    }
+    if (env.JWT_PUBLIC_KEY !== undefined && !/^-----BEGIN PUBLIC KEY-----/.test(env.JWT_PUBLIC_KEY.trim())) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_PUBLIC_KEY'],
+        message: 'must be an SPKI PEM ("-----BEGIN PUBLIC KEY-----") of an RSA or EC key',
+      });
+    }
+  });
+
+export type JwtKeyConfig =
+  | { kind: 'secret'; secret: string }
+  | { kind: 'public-key'; pem: string }
+  | { kind: 'jwks'; url: string };
+
+export interface Config {
+  readonly databaseUrl: string;
+  readonly host: string;
+  readonly port: number;
+  readonly metricsHost: string;
+  readonly metricsPort: number;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly jwt: {
+    readonly key: JwtKeyConfig;
+    readonly issuer: string | undefined;
+    readonly audience: string | undefined;
+    readonly tenantClaim: string;
+    readonly clockToleranceSeconds: number;
+  };
+  readonly db: {
+    readonly poolSize: number;
+    readonly queryTimeoutMs: number;
+    readonly acquireTimeoutMs: number;
+  };
+  readonly freshnessCacheMs: number;
+  readonly pipelineMetricsRefreshMs: number;
+  readonly sloFreshnessSeconds: number;
+  readonly summaryMaxRangeDays: number;
+  readonly rateLimit: { readonly max: number; readonly windowMs: number };
+  readonly corsOrigins: readonly string[];
+  readonly bodyLimitBytes: number;
+  readonly requestTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.') || '(env)'}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const key: JwtKeyConfig =
+    e.JWT_SECRET !== undefined
+      ? { kind: 'secret', secret: e.JWT_SECRET }
+      : e.JWT_PUBLIC_KEY !== undefined
+        ? { kind: 'public-key', pem: e.JWT_PUBLIC_KEY.trim() }
+        : { kind: 'jwks', url: e.JWT_JWKS_URL as string };
+  return deepFreeze({
+    databaseUrl: e.DATABASE_URL,
+    host: e.HOST,
+    port: e.PORT,
+    metricsHost: e.METRICS_HOST,
+    metricsPort: e.METRICS_PORT,
+    logLevel: e.LOG_LEVEL,
+    jwt: {
+      key,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      tenantClaim: e.JWT_TENANT_CLAIM,
+      clockToleranceSeconds: e.JWT_CLOCK_TOLERANCE_SECONDS,
+    },
+    db: {
+      poolSize: e.DB_POOL_SIZE,
+      queryTimeoutMs: e.DB_QUERY_TIMEOUT_MS,
+      acquireTimeoutMs: e.DB_ACQUIRE_TIMEOUT_MS,
+    },
+    freshnessCacheMs: e.FRESHNESS_CACHE_MS,
+    pipelineMetricsRefreshMs: e.PIPELINE_METRICS_REFRESH_MS,
+    sloFreshnessSeconds: e.SLO_FRESHNESS_SECONDS,
+    summaryMaxRangeDays: e.SUMMARY_MAX_RANGE_DAYS,
+    rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS },
+    corsOrigins: e.CORS_ORIGINS.split(',')
+      .map((origin) => origin.trim())
+      .filter((origin) => origin !== ''),
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+  });
+}
+
+/** Database settings alone, for the CLIs (migrate, loader) that need no JWT key. */
+export function loadDatabaseUrl(env: Record<string, string | undefined> = process.env): string {
+  const parsed = mysqlUrl.safeParse(env.DATABASE_URL);
+  if (!parsed.success) {
+    throw new ConfigError(`Invalid configuration:\n  DATABASE_URL: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,71 @@
+// One place for mysql2 pool options, shared by the API, the loader and the tests.
+import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+
+export interface PoolSettings {
+  /** Upper bound on open connections. */
+  connectionLimit?: number;
+  /** Requests allowed to wait for a connection; beyond that mysql2 fails at once. */
+  queueLimit?: number;
+  multipleStatements?: boolean;
+}
+
+export function databaseName(databaseUrl: string): string {
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(name)) {
+    throw new Error(`database name "${name}" must be 1-64 letters, digits or underscores`);
+  }
+  return name;
+}
+
+export function poolOptions(databaseUrl: string, settings: PoolSettings = {}): PoolOptions {
+  const url = new URL(databaseUrl);
+  return {
+    host: url.hostname,
+    port: url.port === '' ? 3306 : Number(url.port),
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    database: databaseName(databaseUrl),
+    // Timestamps stay strings: the schema stores UTC, and no Date round trip can shift them.
+    dateStrings: true,
+    timezone: 'Z',
+    // DECIMAL stays a string so money is never a float.
+    decimalNumbers: false,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    charset: 'utf8mb4_general_ci',
+    connectionLimit: settings.connectionLimit ?? 10,
+    queueLimit: settings.queueLimit ?? 0,
+    waitForConnections: true,
+    // Idle connections are closed well before a server's default wait_timeout (8 h) or a
+    // proxy's idle cut, so the pool rarely hands out a connection the server already dropped.
+    maxIdle: settings.connectionLimit ?? 10,
+    idleTimeout: 60_000,
+    enableKeepAlive: true,
+    keepAliveInitialDelay: 10_000,
+    connectTimeout: 5_000,
+    multipleStatements: settings.multipleStatements ?? false,
+  };
+}
+
+export function createPool(databaseUrl: string, settings: PoolSettings = {}): Pool {
+  const pool = mysql.createPool(poolOptions(databaseUrl, settings));
+  // Every session works in UTC so NOW() and CURRENT_TIMESTAMP agree with the stored values.
+  pool.on('connection', (connection) => {
+    connection.query("SET time_zone = '+00:00'");
+  });
+  return pool;
+}
+
+/** Creates the database named in the URL when it does not exist yet. */
+export async function ensureDatabase(databaseUrl: string): Promise<void> {
+  const name = databaseName(databaseUrl);
+  const { database: _ignored, ...serverOptions } = poolOptions(databaseUrl);
+  const connection = await mysql.createConnection(serverOptions);
+  try {
+    await connection.query(
+      `CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
+  } finally {
+    await connection.end();
+  }
+}

@@ -1,0 +1,206 @@
+// The MySQL staging "double star": two fact tables (orders, order items) sharing the seller,
+// customer, product and date dimensions, plus the monitoring and quarantine tables that every
+// pipeline stage writes. Table and column names are a contract with the upstream ETL.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  char,
+  customType,
+  date,
+  datetime,
+  decimal,
+  index,
+  int,
+  mysqlEnum,
+  mysqlTable,
+  primaryKey,
+  smallint,
+  text,
+  tinyint,
+  varchar,
+} from 'drizzle-orm/mysql-core';
+
+export const ORDER_STATUSES = [
+  'created',
+  'approved',
+  'invoiced',
+  'processing',
+  'shipped',
+  'delivered',
+  'unavailable',
+  'canceled',
+] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+export const PIPELINE_STAGES = ['source', 'landing', 'bronze', 'silver', 'gold', 'staging', 'api'] as const;
+export type PipelineStage = (typeof PIPELINE_STAGES)[number];
+
+export const RUN_STATUSES = ['running', 'succeeded', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+// Source ids are 32 lowercase hex characters: ASCII with a binary collation keeps every index
+// on them a quarter of the utf8mb4 size and makes comparisons exact (no case folding).
+const hexId = customType<{ data: string }>({ dataType: () => 'char(32) CHARACTER SET ascii COLLATE ascii_bin' });
+const asciiKey = customType<{ data: string; config: { length: number } }>({
+  dataType: (config) => `varchar(${config?.length ?? 64}) CHARACTER SET ascii COLLATE ascii_bin`,
+});
+const sourceId = (name: string) => hexId(name).notNull();
+const batchId = () => asciiKey('batch_id', { length: 64 }).notNull();
+// Millisecond precision: stage gaps and first-served lags are often sub-second.
+const updatedAt = () =>
+  datetime('updated_at', { fsp: 3, mode: 'string' })
+    .notNull()
+    .default(sql`CURRENT_TIMESTAMP(3)`);
+const sourceTimestamp = (name: string) => datetime(name, { mode: 'string' });
+
+export const dimSeller = mysqlTable('dim_seller', {
+  sellerId: sourceId('seller_id').primaryKey(),
+  zipCodePrefix: varchar('zip_code_prefix', { length: 10 }).notNull(),
+  city: varchar('city', { length: 128 }).notNull(),
+  state: char('state', { length: 2 }).notNull(),
+  batchId: batchId(),
+  updatedAt: updatedAt(),
+});
+
+export const dimCustomer = mysqlTable('dim_customer', {
+  customerId: sourceId('customer_id').primaryKey(),
+  customerUniqueId: sourceId('customer_unique_id'),
+  zipCodePrefix: varchar('zip_code_prefix', { length: 10 }).notNull(),
+  city: varchar('city', { length: 128 }).notNull(),
+  state: char('state', { length: 2 }).notNull(),
+  batchId: batchId(),
+  updatedAt: updatedAt(),
+});
+
+export const dimProduct = mysqlTable(
+  'dim_product',
+  {
+    productId: sourceId('product_id').primaryKey(),
+    categoryName: varchar('category_name', { length: 100 }),
+    categoryNameEnglish: varchar('category_name_english', { length: 100 }),
+    nameLength: smallint('name_length', { unsigned: true }),
+    descriptionLength: int('description_length', { unsigned: true }),
+    photosQty: smallint('photos_qty', { unsigned: true }),
+    weightG: int('weight_g', { unsigned: true }),
+    lengthCm: smallint('length_cm', { unsigned: true }),
+    heightCm: smallint('height_cm', { unsigned: true }),
+    widthCm: smallint('width_cm', { unsigned: true }),
+    batchId: batchId(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('ix_product_category_english').on(t.categoryNameEnglish)],
+);
+
+// The translation file is a dimension of its own upstream; kept so that a product loaded in a
+// later batch still gets its English name.
+export const dimCategoryTranslation = mysqlTable('dim_category_translation', {
+  categoryName: varchar('category_name', { length: 100 }).primaryKey(),
+  categoryNameEnglish: varchar('category_name_english', { length: 100 }).notNull(),
+  batchId: batchId(),
+  updatedAt: updatedAt(),
+});
+
+export const dimDate = mysqlTable('dim_date', {
+  dateKey: date('date_key', { mode: 'string' }).primaryKey(),
+  year: smallint('year', { unsigned: true }).notNull(),
+  quarter: tinyint('quarter', { unsigned: true }).notNull(),
+  month: tinyint('month', { unsigned: true }).notNull(),
+  dayOfMonth: tinyint('day_of_month', { unsigned: true }).notNull(),
+  dayOfWeek: tinyint('day_of_week', { unsigned: true }).notNull(),
+  isoWeek: tinyint('iso_week', { unsigned: true }).notNull(),
+  yearMonth: char('year_month', { length: 7 }).notNull(),
+  batchId: batchId(),
+  updatedAt: updatedAt(),
+});
+
+export const factOrder = mysqlTable(
+  'fact_order',
+  {
+    orderId: sourceId('order_id').primaryKey(),
+    customerId: sourceId('customer_id'),
+    orderStatus: mysqlEnum('order_status', ORDER_STATUSES).notNull(),
+    purchasedAt: sourceTimestamp('purchased_at').notNull(),
+    purchaseDate: date('purchase_date', { mode: 'string' }).notNull(),
+    approvedAt: sourceTimestamp('approved_at'),
+    deliveredCarrierAt: sourceTimestamp('delivered_carrier_at'),
+    deliveredCustomerAt: sourceTimestamp('delivered_customer_at'),
+    estimatedDeliveryAt: sourceTimestamp('estimated_delivery_at'),
+    batchId: batchId(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('ix_order_customer').on(t.customerId), index('ix_order_purchase_date').on(t.purchaseDate)],
+);
+
+export const factOrderItem = mysqlTable(
+  'fact_order_item',
+  {
+    orderId: sourceId('order_id'),
+    orderItemId: smallint('order_item_id', { unsigned: true }).notNull(),
+    productId: sourceId('product_id'),
+    sellerId: sourceId('seller_id'),
+    shippingLimitAt: sourceTimestamp('shipping_limit_at').notNull(),
+    price: decimal('price', { precision: 12, scale: 2 }).notNull(),
+    freightValue: decimal('freight_value', { precision: 12, scale: 2 }).notNull(),
+    // Copied from fact_order by the loader so that the tenant's listing and aggregates are one
+    // index range scan (seller, purchase time) instead of a join and a sort.
+    purchasedAt: sourceTimestamp('purchased_at').notNull(),
+    batchId: batchId(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'pk_fact_order_item', columns: [t.orderId, t.orderItemId] }),
+    // Keyset listing: seller, newest purchase first, ties broken by the primary key.
+    index('ix_item_seller_purchased').on(t.sellerId, t.purchasedAt, t.orderId, t.orderItemId),
+    // Aggregates by day/month/category read only this index (covering).
+    index('ix_item_seller_summary').on(t.sellerId, t.purchasedAt, t.productId, t.price, t.freightValue),
+    index('ix_item_product').on(t.productId),
+  ],
+);
+
+export const etlBatch = mysqlTable(
+  'etl_batch',
+  {
+    batchId: asciiKey('batch_id', { length: 64 }).primaryKey(),
+    source: varchar('source', { length: 128 }).notNull(),
+    // The batch's ingestion timestamp: where the end-to-end clock starts.
+    createdAt: datetime('created_at', { fsp: 3, mode: 'string' }).notNull(),
+    status: mysqlEnum('status', RUN_STATUSES).notNull(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('ix_batch_created').on(t.createdAt, t.batchId)],
+);
+
+export const etlBatchStage = mysqlTable(
+  'etl_batch_stage',
+  {
+    batchId: asciiKey('batch_id', { length: 64 }).notNull(),
+    stage: mysqlEnum('stage', PIPELINE_STAGES).notNull(),
+    startedAt: datetime('started_at', { fsp: 3, mode: 'string' }).notNull(),
+    finishedAt: datetime('finished_at', { fsp: 3, mode: 'string' }),
+    rowsIn: bigint('rows_in', { mode: 'number', unsigned: true }),
+    rowsOut: bigint('rows_out', { mode: 'number', unsigned: true }),
+    rowsRejected: bigint('rows_rejected', { mode: 'number', unsigned: true }),
+    status: mysqlEnum('status', RUN_STATUSES).notNull(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'pk_etl_batch_stage', columns: [t.batchId, t.stage] }),
+    index('ix_stage_status').on(t.stage, t.status, t.batchId),
+  ],
+);
+
+export const etlRejectedRow = mysqlTable(
+  'etl_rejected_row',
+  {
+    id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    batchId: batchId(),
+    file: varchar('file', { length: 255 }).notNull(),
+    line: int('line', { unsigned: true }).notNull(),
+    reason: varchar('reason', { length: 1024 }).notNull(),
+    rawContent: text('raw_content').notNull(),
+    createdAt: datetime('created_at', { fsp: 3, mode: 'string' })
+      .notNull()
+      .default(sql`CURRENT_TIMESTAMP(3)`),
+  },
+  (t) => [index('ix_rejected_batch').on(t.batchId, t.file, t.line)],
+);

@@ -39,6 +39,7 @@ const envSchema = z
     JWT_ISSUER: optionalText,
     JWT_AUDIENCE: optionalText,
     JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
+    CURSOR_SECRET: optionalText,
     JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(30).default(5),
 
     DB_POOL_SIZE: positiveInt.max(500).default(10),
@@ -74,6 +75,9 @@ const envSchema = z
         ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'looks like a PEM key; use JWT_PUBLIC_KEY' });
       }
     }
+ if (env.CURSOR_SECRET !== undefined && Buffer.byteLength(env.CURSOR_SECRET, 'utf8') < 32) {
+      ctx.addIssue({ code: 'custom', path: ['CURSOR_SECRET'], message: 'must be at least 32 bytes' });
+    }
     if (env.JWT_PUBLIC_KEY !== undefined && !/^-----BEGIN PUBLIC KEY-----/.test(env.JWT_PUBLIC_KEY.trim())) {
       ctx.addIssue({
         code: 'custom',
@@ -107,6 +111,8 @@ export interface Config {
     readonly queryTimeoutMs: number;
     readonly acquireTimeoutMs: number;
   };
+  /** Signs pagination cursors; undefined means a random key per process (single instance only). */
+  readonly cursorSecret: string | undefined;
   readonly freshnessCacheMs: number;
   readonly pipelineMetricsRefreshMs: number;
   readonly sloFreshnessSeconds: number;
@@ -153,6 +159,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queryTimeoutMs: e.DB_QUERY_TIMEOUT_MS,
       acquireTimeoutMs: e.DB_ACQUIRE_TIMEOUT_MS,
     },
+    cursorSecret: e.CURSOR_SECRET ?? e.JWT_SECRET,
     freshnessCacheMs: e.FRESHNESS_CACHE_MS,
     pipelineMetricsRefreshMs: e.PIPELINE_METRICS_REFRESH_MS,
     sloFreshnessSeconds: e.SLO_FRESHNESS_SECONDS,

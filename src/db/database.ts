@@ -1,0 +1,249 @@
+// The API's only door to MySQL: every statement has a name (its metric label), a server-side time
+// budget, a bounded wait for a connection, and one retry when a pooled connection turns out dead.
+import type { Pool, PoolConnection, RowDataPacket, ResultSetHeader } from 'mysql2/promise';
+
+export type SqlValue = string | number | null;
+export type Engine = 'mariadb' | 'mysql';
+
+export interface Transaction {
+  select<T extends RowDataPacket>(sql: string, params: SqlValue[]): Promise<T[]>;
+  write(sql: string, params: SqlValue[]): Promise<ResultSetHeader>;
+}
+
+export class DatabaseUnavailableError extends Error {
+  override readonly name = 'DatabaseUnavailableError';
+}
+export class QueryTimeoutError extends Error {
+  override readonly name = 'QueryTimeoutError';
+}
+
+export interface QueryObserver {
+  (queryName: string, seconds: number, outcome: 'ok' | 'error'): void;
+}
+
+export interface DatabaseOptions {
+  queryTimeoutMs: number;
+  acquireTimeoutMs: number;
+  observe?: QueryObserver;
+}
+
+// Errors that mean "the connection or the server is gone", not "the query is wrong".
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_NORMAL_SHUTDOWN',
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_BAD_DB_ERROR',
+  'ER_NO_SUCH_TABLE',
+  'POOL_CLOSED',
+  'QUEUE_LIMIT_REACHED',
+]);
+const RETRYABLE_ON_FRESH_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST']);
+// MariaDB ER_STATEMENT_TIMEOUT (1969) and MySQL ER_QUERY_TIMEOUT (3024).
+const TIMEOUT_ERRNOS = new Set([1969, 3024]);
+const INTERRUPTED_ERRNO = 1317;
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
+    ? error.code
+    : undefined;
+}
+function errorNumber(error: unknown): number | undefined {
+  return typeof error === 'object' && error !== null && 'errno' in error && typeof error.errno === 'number'
+    ? error.errno
+    : undefined;
+}
+
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailableError) return true;
+  const code = errorCode(error);
+  return code !== undefined && CONNECTION_ERROR_CODES.has(code);
+}
+
+export class Database {
+  #engine: Engine | undefined;
+
+  constructor(
+    readonly pool: Pool,
+    private readonly options: DatabaseOptions,
+  ) {}
+
+  get engine(): Engine | undefined {
+    return this.#engine;
+  }
+
+  /** Runs a named, read-only statement under the time budget. */
+  async select<T extends RowDataPacket>(queryName: string, sql: string, params: SqlValue[]): Promise<T[]> {
+    const [rows] = await this.run(queryName, sql, params, true);
+    return rows as T[];
+  }
+
+  /** Runs a named write. Writes are not retried: the caller knows whether they are idempotent. */
+  async write(queryName: string, sql: string, params: SqlValue[]): Promise<ResultSetHeader> {
+    const [result] = await this.run(queryName, sql, params, false);
+    return result as ResultSetHeader;
+  }
+
+  /**
+   * Runs `work` in one transaction on one connection; rolled back when it throws. Statements
+   * inside are timed under the transaction's name.
+   */
+  async transaction<T>(queryName: string, work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const started = process.hrtime.bigint();
+    let outcome: 'ok' | 'error' = 'error';
+    let connection: PoolConnection | undefined;
+    let healthy = true;
+    try {
+      connection = await this.acquire();
+      const active = connection;
+      await active.beginTransaction();
+      const tx: Transaction = {
+        select: async <R extends RowDataPacket>(sql: string, params: SqlValue[]) => {
+          const [rows] = await active.execute({ sql, timeout: this.options.queryTimeoutMs }, params);
+          return rows as R[];
+        },
+        write: async (sql: string, params: SqlValue[]) => {
+          const [result] = await active.execute({ sql, timeout: this.options.queryTimeoutMs }, params);
+          return result as ResultSetHeader;
+        },
+      };
+      try {
+        const result = await work(tx);
+        await active.commit();
+        outcome = 'ok';
+        return result;
+      } catch (error) {
+        await active.rollback().catch(() => undefined);
+        throw error;
+      }
+    } catch (error) {
+      healthy = !isConnectionError(error);
+      throw this.translate(error);
+    } finally {
+      if (connection !== undefined) {
+        if (healthy) connection.release();
+        else connection.destroy();
+      }
+      this.options.observe?.(queryName, Number(process.hrtime.bigint() - started) / 1e9, outcome);
+    }
+  }
+
+  async ping(): Promise<void> {
+    const connection = await this.acquire();
+    try {
+      await connection.query({ sql: 'SELECT 1', timeout: this.options.queryTimeoutMs });
+    } finally {
+      connection.release();
+    }
+  }
+
+  private async run(
+    queryName: string,
+    sql: string,
+    params: SqlValue[],
+    isRead: boolean,
+  ): Promise<[unknown, unknown]> {
+    const started = process.hrtime.bigint();
+    let outcome: 'ok' | 'error' = 'error';
+    try {
+      const result = await this.runOnce(sql, params, isRead).catch((error: unknown) => {
+        const code = errorCode(error);
+        if (isRead && code !== undefined && RETRYABLE_ON_FRESH_CONNECTION.has(code)) {
+          return this.runOnce(sql, params, isRead);
+        }
+        throw error;
+      });
+      outcome = 'ok';
+      return result;
+    } catch (error) {
+      throw this.translate(error);
+    } finally {
+      this.options.observe?.(queryName, Number(process.hrtime.bigint() - started) / 1e9, outcome);
+    }
+  }
+
+  private async runOnce(sql: string, params: SqlValue[], isRead: boolean): Promise<[unknown, unknown]> {
+    const connection = await this.acquire();
+    let healthy = true;
+    try {
+      const engine = this.#engine ?? (await this.detectEngine(connection));
+      const text = isRead ? withTimeBudget(engine, sql, this.options.queryTimeoutMs) : sql;
+      // The client-side timeout is a last resort for a server that stopped answering: it is
+      // longer than the server-side budget so the server normally ends the statement itself.
+      return await connection.execute({ sql: text, timeout: this.options.queryTimeoutMs + 1000 }, params);
+    } catch (error) {
+      healthy = !isConnectionError(error) && errorCode(error) !== 'PROTOCOL_SEQUENCE_TIMEOUT';
+      throw error;
+    } finally {
+      if (healthy) connection.release();
+      else connection.destroy();
+    }
+  }
+
+  private async detectEngine(connection: PoolConnection): Promise<Engine> {
+    const [rows] = await connection.query<RowDataPacket[]>('SELECT VERSION() AS version');
+    const version = String(rows[0]?.version ?? '');
+    this.#engine = /mariadb/i.test(version) ? 'mariadb' : 'mysql';
+    return this.#engine;
+  }
+
+  /** mysql2 has no acquire timeout: a request must not wait forever for a busy pool. */
+  private acquire(): Promise<PoolConnection> {
+    return new Promise<PoolConnection>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new DatabaseUnavailableError('timed out waiting for a database connection'));
+      }, this.options.acquireTimeoutMs);
+      this.pool.getConnection().then(
+        (connection) => {
+          if (settled) {
+            connection.release();
+            return;
+          }
+          settled = true;
+          clearTimeout(timer);
+          resolve(connection);
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private translate(error: unknown): unknown {
+    const errno = errorNumber(error);
+    if (errorCode(error) === 'PROTOCOL_SEQUENCE_TIMEOUT' || (errno !== undefined && TIMEOUT_ERRNOS.has(errno))) {
+      return new QueryTimeoutError('query exceeded its time budget', { cause: error });
+    }
+    if (errno === INTERRUPTED_ERRNO) return new QueryTimeoutError('query was interrupted', { cause: error });
+    if (isConnectionError(error) && !(error instanceof DatabaseUnavailableError)) {
+      return new DatabaseUnavailableError('database unavailable', { cause: error });
+    }
+    return error;
+  }
+}
+
+/**
+ * MySQL 8 honours the MAX_EXECUTION_TIME optimizer hint; MariaDB ignores it and needs
+ * SET STATEMENT max_statement_time. Both make the server abort the statement and free the
+ * connection, which a client-side timeout alone does not.
+ */
+export function withTimeBudget(engine: Engine, sql: string, budgetMs: number): string {
+  if (engine === 'mariadb') {
+    return `SET STATEMENT max_statement_time=${(budgetMs / 1000).toFixed(3)} FOR ${sql}`;
+  }
+  return sql.replace(/^\s*SELECT\b/i, `SELECT /*+ MAX_EXECUTION_TIME(${Math.round(budgetMs)}) */`);
+}

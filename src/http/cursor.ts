@@ -1,0 +1,54 @@
+// Keyset cursors are opaque to clients and bound to the caller and the filters that produced
+// them: an edited, foreign or mismatched cursor is refused instead of silently paging elsewhere.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const MAC_BYTES = 16;
+
+export class CursorError extends Error {
+  override readonly name = 'CursorError';
+}
+
+export type CursorValue = string | number;
+
+export class CursorCodec {
+  readonly #key: Buffer;
+
+  constructor(secret: string | undefined) {
+    this.#key =
+      secret === undefined ? randomBytes(32) : createHmac('sha256', secret).update('order-items-api/cursor/v1').digest();
+  }
+
+  /** `binding` names who may use the cursor (a seller id) and `filters` the query it continues. */
+  encode(binding: string, filters: string, position: readonly CursorValue[]): string {
+    const payload = Buffer.from(JSON.stringify([fingerprint(filters), ...position])).toString('base64url');
+    return `${payload}.${this.#mac(binding, payload).toString('base64url')}`;
+  }
+
+  decode(binding: string, filters: string, cursor: string): unknown[] {
+    const [payload, mac, extra] = cursor.split('.');
+    if (payload === undefined || mac === undefined || extra !== undefined) throw new CursorError('is malformed');
+    const expected = this.#mac(binding, payload);
+    const given = Buffer.from(mac, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new CursorError('is not valid for this caller');
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    } catch {
+      throw new CursorError('is malformed');
+    }
+    if (!Array.isArray(parsed) || parsed.length < 1) throw new CursorError('is malformed');
+    const [filterPrint, ...position] = parsed as unknown[];
+    if (filterPrint !== fingerprint(filters)) throw new CursorError('was issued for other filters');
+    return position;
+  }
+
+  #mac(binding: string, payload: string): Buffer {
+    return createHmac('sha256', this.#key).update(binding).update('\0').update(payload).digest().subarray(0, MAC_BYTES);
+  }
+}
+
+function fingerprint(filters: string): string {
+  return createHash('sha256').update(filters).digest('base64url').slice(0, 12);
+}

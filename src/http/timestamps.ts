@@ -1,0 +1,50 @@
+// MySQL DATETIME values arrive as 'YYYY-MM-DD HH:MM:SS[.fff]' strings in UTC (dateStrings);
+// the API speaks ISO 8601 with a Z.
+
+export function sqlTimestampToIso(value: string): string;
+export function sqlTimestampToIso(value: string | null): string | null;
+export function sqlTimestampToIso(value: string | null): string | null {
+  if (value === null) return null;
+  return `${value.replace(' ', 'T')}Z`;
+}
+
+export function sqlTimestampToMs(value: string): number {
+  return Date.parse(`${value.replace(' ', 'T')}Z`);
+}
+
+/** A Date or epoch ms as 'YYYY-MM-DD HH:MM:SS.mmm' UTC, the form the schema stores. */
+export function toSqlTimestamp(value: Date | number): string {
+  return new Date(value).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+const ISO_8601 =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/**
+ * Parses an ISO 8601 date or date-time (a missing offset means UTC) into epoch ms, or null when
+ * the text is not one or names a day that does not exist (2021-02-30).
+ */
+export function parseIsoInstant(text: string): number | null {
+  const match = ISO_8601.exec(text);
+  if (match === null) return null;
+  const [, year, month, day, hour = '00', minute = '00', second = '00', fraction = '', offset = 'Z'] = match;
+  const ms = Number(fraction.padEnd(3, '0').slice(0, 3));
+  const utc = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second), ms);
+  const check = new Date(utc);
+  if (
+    check.getUTCFullYear() !== Number(year) ||
+    check.getUTCMonth() !== Number(month) - 1 ||
+    check.getUTCDate() !== Number(day) ||
+    Number(hour) > 23 ||
+    Number(minute) > 59 ||
+    Number(second) > 59
+  ) {
+    return null;
+  }
+  if (offset === 'Z') return utc;
+  const sign = offset.startsWith('-') ? -1 : 1;
+  const digits = offset.slice(1).replace(':', '');
+  const offsetMinutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4));
+  if (Number(digits.slice(0, 2)) > 23 || Number(digits.slice(2, 4)) > 59) return null;
+  return utc - sign * offsetMinutes * 60_000;
+}

@@ -1,0 +1,178 @@
+// Every SQL statement of the monitoring tables (etl_batch, etl_batch_stage). Batch metadata is
+// pipeline data, not tenant data: these routes are gated by service scopes instead.
+import type { RowDataPacket } from 'mysql2/promise';
+import type { Database, SqlValue, Transaction } from '../../db/database.js';
+import type { PipelineStage, RunStatus } from '../../db/schema.js';
+
+export interface BatchRow extends RowDataPacket {
+  batch_id: string;
+  source: string;
+  created_at: string;
+  status: RunStatus;
+}
+
+export interface StageRow extends RowDataPacket {
+  batch_id: string;
+  stage: PipelineStage;
+  started_at: string;
+  finished_at: string | null;
+  rows_in: number | null;
+  rows_out: number | null;
+  rows_rejected: number | null;
+  status: RunStatus;
+}
+
+export interface StageWrite {
+  batchId: string;
+  stage: PipelineStage;
+  startedAt: string;
+  finishedAt: string | null;
+  rowsIn: number | null;
+  rowsOut: number | null;
+  rowsRejected: number | null;
+  status: RunStatus;
+}
+
+const STAGE_COLUMNS = 'batch_id, stage, started_at, finished_at, rows_in, rows_out, rows_rejected, status';
+
+export async function recordFirstServed(db: Database, batchId: string, servedAt: string): Promise<void> {
+  // The earliest time wins, whichever replica writes first or last.
+  await db.write(
+    'recordFirstServed',
+    `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status, rows_in, rows_out, rows_rejected)
+     VALUES (?, 'api', ?, ?, 'succeeded', NULL, NULL, NULL)
+     ON DUPLICATE KEY UPDATE
+       started_at = LEAST(started_at, VALUES(started_at)),
+       finished_at = LEAST(COALESCE(finished_at, VALUES(finished_at)), VALUES(finished_at)),
+       updated_at = CURRENT_TIMESTAMP(3)`,
+    [batchId, servedAt, servedAt],
+  );
+}
+
+export async function lockBatch(tx: Transaction, batchId: string): Promise<BatchRow | null> {
+  const rows = await tx.select<BatchRow>(
+    'SELECT batch_id, source, created_at, status FROM etl_batch WHERE batch_id = ? FOR UPDATE',
+    [batchId],
+  );
+  return rows[0] ?? null;
+}
+
+export async function insertBatch(tx: Transaction, batchId: string, source: string, ingestedAt: string): Promise<void> {
+  // IGNORE: a concurrent first report of the same batch may have created it a moment ago.
+  await tx.write(`INSERT IGNORE INTO etl_batch (batch_id, source, created_at, status) VALUES (?, ?, ?, 'running')`, [
+    batchId,
+    source,
+    ingestedAt,
+  ]);
+}
+
+export async function lockStage(tx: Transaction, batchId: string, stage: PipelineStage): Promise<StageRow | null> {
+  const rows = await tx.select<StageRow>(
+    `SELECT ${STAGE_COLUMNS} FROM etl_batch_stage WHERE batch_id = ? AND stage = ? FOR UPDATE`,
+    [batchId, stage],
+  );
+  return rows[0] ?? null;
+}
+
+export async function writeStage(tx: Transaction, stage: StageWrite): Promise<void> {
+  await tx.write(
+    `INSERT INTO etl_batch_stage (${STAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON DUPLICATE KEY UPDATE started_at = VALUES(started_at), finished_at = VALUES(finished_at),
+       rows_in = VALUES(rows_in), rows_out = VALUES(rows_out), rows_rejected = VALUES(rows_rejected),
+       status = VALUES(status), updated_at = CURRENT_TIMESTAMP(3)`,
+    [stage.batchId, stage.stage, stage.startedAt, stage.finishedAt, stage.rowsIn, stage.rowsOut, stage.rowsRejected, stage.status],
+  );
+}
+
+export async function setBatchStatus(tx: Transaction, batchId: string, status: RunStatus): Promise<void> {
+  await tx.write('UPDATE etl_batch SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE batch_id = ?', [status, batchId]);
+}
+
+export async function listBatches(
+  db: Database,
+  after: { createdAt: string; batchId: string } | null,
+  limit: number,
+): Promise<BatchRow[]> {
+  const params: SqlValue[] = [];
+  let where = '';
+  if (after !== null) {
+    where = 'WHERE (created_at < ? OR (created_at = ? AND batch_id < ?))';
+    params.push(after.createdAt, after.createdAt, after.batchId);
+  }
+  return db.select<BatchRow>(
+    'listBatches',
+    `SELECT batch_id, source, created_at, status FROM etl_batch ${where}
+      ORDER BY created_at DESC, batch_id DESC LIMIT ${Math.trunc(limit) + 1}`,
+    params,
+  );
+}
+
+export async function getBatch(db: Database, batchId: string): Promise<BatchRow | null> {
+  const rows = await db.select<BatchRow>(
+    'getBatch',
+    'SELECT batch_id, source, created_at, status FROM etl_batch WHERE batch_id = ?',
+    [batchId],
+  );
+  return rows[0] ?? null;
+}
+
+export async function listStagesOf(db: Database, batchIds: readonly string[]): Promise<StageRow[]> {
+  if (batchIds.length === 0) return [];
+  return db.select<StageRow>(
+    'listBatchStages',
+    `SELECT ${STAGE_COLUMNS} FROM etl_batch_stage WHERE batch_id IN (${batchIds.map(() => '?').join(', ')})`,
+    [...batchIds],
+  );
+}
+
+export interface StageFigures extends RowDataPacket {
+  stage: PipelineStage;
+  created_at: string;
+  started_at: string;
+  finished_at: string;
+}
+
+/** Per stage, the run in the newest batch where that stage finished. */
+export async function newestFinishedStages(db: Database): Promise<StageFigures[]> {
+  return db.select<StageFigures>(
+    'newestFinishedStages',
+    `SELECT s.stage, b.created_at, s.started_at, s.finished_at
+       FROM etl_batch_stage s
+       JOIN etl_batch b ON b.batch_id = s.batch_id
+       JOIN (SELECT s2.stage, MAX(b2.created_at) AS newest
+               FROM etl_batch_stage s2 JOIN etl_batch b2 ON b2.batch_id = s2.batch_id
+              WHERE s2.finished_at IS NOT NULL
+              GROUP BY s2.stage) n ON n.stage = s.stage AND n.newest = b.created_at
+      WHERE s.finished_at IS NOT NULL`,
+    [],
+  );
+}
+
+export interface RunningStage extends RowDataPacket {
+  stage: PipelineStage;
+  oldest_started_at: string;
+}
+
+/** Stages started and not finished, within the last week (older ones are abandoned runs). */
+export async function runningStages(db: Database): Promise<RunningStage[]> {
+  return db.select<RunningStage>(
+    'runningStages',
+    `SELECT stage, MIN(started_at) AS oldest_started_at FROM etl_batch_stage
+      WHERE status = 'running' AND finished_at IS NULL AND started_at > NOW(3) - INTERVAL 7 DAY
+      GROUP BY stage`,
+    [],
+  );
+}
+
+export interface RejectedTotal extends RowDataPacket {
+  stage: PipelineStage;
+  total: string | number;
+}
+
+export async function rejectedRowsByStage(db: Database): Promise<RejectedTotal[]> {
+  return db.select<RejectedTotal>(
+    'rejectedRowsByStage',
+    'SELECT stage, COALESCE(SUM(rows_rejected), 0) AS total FROM etl_batch_stage GROUP BY stage',
+    [],
+  );
+}

@@ -1,0 +1,172 @@
+// The monitoring table as a contract: upstream stages report here (or by SQL), operators read.
+import type { FastifyInstance } from 'fastify';
+import { PIPELINE_STAGES, type PipelineStage } from '../../db/schema.js';
+import { CursorCodec, CursorError } from '../../http/cursor.js';
+import { badRequest, conflict, notFound } from '../../http/problem.js';
+import { defineRoute } from '../../http/route.js';
+import { parseIsoInstant, toSqlTimestamp } from '../../http/timestamps.js';
+import { PROBLEM_RESPONSES } from '../../http/responses.js';
+import { toBatch } from './batches.js';
+import * as repository from './repository.js';
+import { Batch, BatchPage, BatchParams, ListBatchesQuery, StageParams, StageReport, StageRun } from './schemas.js';
+
+const PIPELINE_CURSOR_BINDING = 'pipeline';
+const REPORTABLE_STAGES: readonly PipelineStage[] = PIPELINE_STAGES.filter((stage) => stage !== 'api');
+
+function instant(name: string, text: string): number {
+  const ms = parseIsoInstant(text);
+  if (ms === null) throw badRequest({ name, in: 'body', reason: 'must be an ISO 8601 date-time' });
+  return ms;
+}
+
+function sameRun(existing: repository.StageRow, next: repository.StageWrite): boolean {
+  return (
+    existing.started_at === next.startedAt &&
+    existing.finished_at === next.finishedAt &&
+    (existing.rows_in === null ? null : Number(existing.rows_in)) === next.rowsIn &&
+    (existing.rows_out === null ? null : Number(existing.rows_out)) === next.rowsOut &&
+    (existing.rows_rejected === null ? null : Number(existing.rows_rejected)) === next.rowsRejected &&
+    existing.status === next.status
+  );
+}
+
+export default async function pipelineRoutes(app: FastifyInstance, options: { cursors: CursorCodec }): Promise<void> {
+  const { cursors } = options;
+
+  defineRoute(
+    app,
+    {
+      method: 'PUT',
+      url: '/v1/pipeline/batches/:batchId/stages/:stage',
+      operationId: 'reportStage',
+      summary: "Report a pipeline stage's run for a batch",
+      description:
+        'Idempotent: the same report twice leaves one row. Creates the batch on first sight. A finished stage (succeeded or failed) cannot change: 409.',
+      tags: ['pipeline'],
+      access: { kind: 'service', scope: 'pipeline:write' },
+      params: StageParams,
+      body: StageReport,
+      responses: {
+        200: { description: 'The stage run as stored (updated or unchanged)', schema: StageRun },
+        201: { description: 'The stage run was created', schema: StageRun },
+        ...PROBLEM_RESPONSES,
+        409: { description: 'The stage already finished with other values' },
+      },
+    },
+    async (request, reply) => {
+      const { batchId } = request.params;
+      const stage = request.params.stage as PipelineStage;
+      if (!REPORTABLE_STAGES.includes(stage)) {
+        throw badRequest({
+          name: 'stage',
+          in: 'path',
+          reason: PIPELINE_STAGES.includes(stage) ? 'is recorded by the API itself' : `must be one of ${REPORTABLE_STAGES.join(', ')}`,
+        });
+      }
+      const body = request.body;
+      const startedMs = instant('startedAt', body.startedAt);
+      const finishedMs = body.finishedAt === undefined ? null : instant('finishedAt', body.finishedAt);
+      if (finishedMs !== null && finishedMs < startedMs) {
+        throw badRequest({ name: 'finishedAt', in: 'body', reason: 'must not be before startedAt' });
+      }
+      if (body.status === 'running' && finishedMs !== null) {
+        throw badRequest({ name: 'finishedAt', in: 'body', reason: 'must be absent while the stage is running' });
+      }
+      if (body.status !== 'running' && finishedMs === null) {
+        throw badRequest({ name: 'finishedAt', in: 'body', reason: `is required when status is ${body.status}` });
+      }
+      const ingestedMs = body.ingestedAt === undefined ? Date.now() : instant('ingestedAt', body.ingestedAt);
+      const next: repository.StageWrite = {
+        batchId,
+        stage,
+        startedAt: toSqlTimestamp(startedMs),
+        finishedAt: finishedMs === null ? null : toSqlTimestamp(finishedMs),
+        rowsIn: body.rowsIn ?? null,
+        rowsOut: body.rowsOut ?? null,
+        rowsRejected: body.rowsRejected ?? null,
+        status: body.status,
+      };
+
+      const outcome = await app.db.transaction('reportStage', async (tx) => {
+        let batch = await repository.lockBatch(tx, batchId);
+        if (batch === null) {
+          await repository.insertBatch(tx, batchId, body.source ?? 'pipeline-api', toSqlTimestamp(ingestedMs));
+          batch = await repository.lockBatch(tx, batchId);
+        }
+        if (batch === null) throw new Error('batch vanished inside its transaction');
+        const existing = await repository.lockStage(tx, batchId, stage);
+        if (existing !== null && sameRun(existing, next)) return { created: false, batch, stage: existing };
+        if (existing !== null && existing.status !== 'running') {
+          throw conflict(`stage ${stage} of batch ${batchId} already ${existing.status}; a finished stage cannot change`);
+        }
+        await repository.writeStage(tx, next);
+        if (next.status === 'failed' && batch.status !== 'failed') await repository.setBatchStatus(tx, batchId, 'failed');
+        else if (stage === 'staging' && next.status === 'succeeded') await repository.setBatchStatus(tx, batchId, 'succeeded');
+        const stored = await repository.lockStage(tx, batchId, stage);
+        if (stored === null) throw new Error('stage vanished inside its transaction');
+        return { created: existing === null, batch, stage: stored };
+      });
+      const view = toBatch(outcome.batch, [outcome.stage]).stages[0];
+      if (view === undefined) throw new Error('stage view missing');
+      return reply.code(outcome.created ? 201 : 200).send(view);
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/v1/pipeline/batches',
+      operationId: 'listBatches',
+      summary: 'Batches, newest ingestion first, with every stage and the end-to-end total',
+      tags: ['pipeline'],
+      access: { kind: 'service', scope: 'pipeline:read' },
+      querystring: ListBatchesQuery,
+      responses: { 200: { description: 'A page of batches', schema: BatchPage }, ...PROBLEM_RESPONSES },
+    },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      let after: { createdAt: string; batchId: string } | null = null;
+      if (cursor !== undefined) {
+        try {
+          const [createdAt, batchId] = cursors.decode(PIPELINE_CURSOR_BINDING, 'batches', cursor);
+          if (typeof createdAt !== 'string' || typeof batchId !== 'string') throw new CursorError('is malformed');
+          after = { createdAt, batchId };
+        } catch (error) {
+          if (error instanceof CursorError) throw badRequest({ name: 'cursor', in: 'query', reason: error.message });
+          throw error;
+        }
+      }
+      const rows = await repository.listBatches(app.db, after, limit);
+      const page = rows.slice(0, limit);
+      const stages = await repository.listStagesOf(app.db, page.map((row) => row.batch_id));
+      const last = page.at(-1);
+      return {
+        batches: page.map((row) => toBatch(row, stages.filter((stage) => stage.batch_id === row.batch_id))),
+        nextCursor:
+          rows.length > limit && last !== undefined
+            ? cursors.encode(PIPELINE_CURSOR_BINDING, 'batches', [last.created_at, last.batch_id])
+            : null,
+      };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/v1/pipeline/batches/:batchId',
+      operationId: 'getBatch',
+      summary: 'One batch with every stage, the gaps between them and the end-to-end total',
+      tags: ['pipeline'],
+      access: { kind: 'service', scope: 'pipeline:read' },
+      params: BatchParams,
+      responses: { 200: { description: 'The batch', schema: Batch }, ...PROBLEM_RESPONSES },
+    },
+    async (request) => {
+      const batch = await repository.getBatch(app.db, request.params.batchId);
+      if (batch === null) throw notFound('no such batch');
+      return toBatch(batch, await repository.listStagesOf(app.db, [batch.batch_id]));
+    },
+  );
+}

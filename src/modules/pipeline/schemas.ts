@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { PIPELINE_STAGES, RUN_STATUSES } from '../../db/schema.js';
+
+export const BatchId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/)
+  .meta({ description: 'The ETL run id: 1-64 letters, digits, dot, underscore, colon or dash.', example: '0193a1f4-6c2e-7b3a-9d10-5f2b8e7c4a11' });
+export const StageName = z.enum(PIPELINE_STAGES);
+export const RunStatus = z.enum(RUN_STATUSES);
+const Instant = z.string().min(10).max(35).meta({ format: 'date-time', description: 'ISO 8601 date-time.' });
+const Timestamp = z.string().meta({ format: 'date-time' });
+const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const StageParams = z.strictObject({ batchId: BatchId, stage: z.string().min(1).max(32) });
+export const BatchParams = z.strictObject({ batchId: BatchId });
+
+export const StageReport = z
+  .strictObject({
+    startedAt: Instant,
+    finishedAt: Instant.optional(),
+    rowsIn: Count.optional(),
+    rowsOut: Count.optional(),
+    rowsRejected: Count.optional(),
+    status: RunStatus,
+    ingestedAt: Instant.optional().meta({ description: "The batch's ingestion time; used only when this call creates the batch (default: now)." }),
+    source: z.string().min(1).max(128).optional().meta({ description: 'Where the batch comes from; used only when this call creates the batch.' }),
+  })
+  .meta({ id: 'StageReport' });
+export type StageReport = z.infer<typeof StageReport>;
+
+export const StageRun = z
+  .object({
+    stage: StageName,
+    status: RunStatus,
+    startedAt: Timestamp,
+    finishedAt: Timestamp.nullable(),
+    durationSeconds: z.number().nullable().meta({ description: 'finishedAt - startedAt.' }),
+    gapSeconds: z.number().nullable().meta({ description: "Time between the previous stage's end (or the ingestion, for the first) and this stage's start." }),
+    lagSeconds: z.number().nullable().meta({ description: 'Batch ingestion to the end of this stage.' }),
+    rowsIn: z.number().int().nullable(),
+    rowsOut: z.number().int().nullable(),
+    rowsRejected: z.number().int().nullable(),
+  })
+  .meta({ id: 'StageRun' });
+export type StageRun = z.infer<typeof StageRun>;
+
+export const Batch = z
+  .object({
+    batchId: z.string(),
+    source: z.string(),
+    ingestedAt: Timestamp,
+    status: RunStatus,
+    stages: z.array(StageRun).meta({ description: 'In pipeline order: source, landing, bronze, silver, gold, staging, api.' }),
+    endToEndSeconds: z.number().nullable().meta({ description: 'Ingestion to the end of the last finished stage (api = first served).' }),
+    slowestStep: z
+      .object({ stage: StageName, kind: z.enum(['stage', 'gap']), seconds: z.number() })
+      .nullable()
+      .meta({ description: 'The stage run or the wait before a stage that took longest: where this batch spent its time.' }),
+  })
+  .meta({ id: 'Batch' });
+export type Batch = z.infer<typeof Batch>;
+
+export const BatchPage = z
+  .object({ batches: z.array(Batch), nextCursor: z.string().nullable() })
+  .meta({ id: 'BatchPage' });
+
+export const ListBatchesQuery = z.strictObject({
+  limit: z.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(512).optional(),
+});

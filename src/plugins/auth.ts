@@ -1,0 +1,204 @@
+// Verifies the bearer token, derives the tenant from its claims and enforces each route's access
+// rule. Every route must declare its access; a /v1 route without one stops the app at startup.
+import { createPublicKey } from 'node:crypto';
+import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import buildGetJwks from 'get-jwks';
+import type { Config, JwtKeyConfig } from '../config.js';
+import { TenantScope, isSellerId } from '../auth/tenant-scope.js';
+import { HttpProblem } from '../http/problem.js';
+import type { Access, Scope } from '../http/route.js';
+
+const issueTenantScope = TenantScope.claimIssuer();
+
+export const MAX_TOKEN_BYTES = 8192;
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+// Headers that would make a verifier fetch or trust a key named by the token itself.
+const KEY_INJECTION_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
+
+export interface Principal {
+  subject: string | undefined;
+  scopes: ReadonlySet<string>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+    tenant: TenantScope | null;
+  }
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    user: Record<string, unknown>;
+  }
+}
+
+export class AuthError extends HttpProblem {
+  constructor(detail: string) {
+    super('unauthorized', 401, detail, undefined, { 'www-authenticate': 'Bearer realm="order-items-api"' });
+  }
+}
+
+/** The tenant scope of an authenticated tenant route; a programming error anywhere else. */
+export function requireTenant(request: FastifyRequest): TenantScope {
+  if (request.tenant === null) throw new Error(`route ${request.routeOptions.url ?? ''} has no tenant scope`);
+  return request.tenant;
+}
+
+type Algorithm = 'HS256' | 'RS256' | 'ES256' | 'ES384' | 'ES512' | 'PS256';
+
+/** The accepted algorithms follow from the kind of key alone, so HS/RS confusion cannot happen. */
+function algorithmsFor(key: JwtKeyConfig): Algorithm[] {
+  switch (key.kind) {
+    case 'secret':
+      return ['HS256'];
+    case 'public-key': {
+      const publicKey = createPublicKey(key.pem);
+      if (publicKey.asymmetricKeyType === 'rsa') return ['RS256'];
+      if (publicKey.asymmetricKeyType === 'ec') {
+        const curve = publicKey.asymmetricKeyDetails?.namedCurve;
+        if (curve === 'prime256v1' || curve === 'P-256') return ['ES256'];
+        throw new Error(`JWT_PUBLIC_KEY: EC curve ${String(curve)} is not supported (use P-256)`);
+      }
+      throw new Error(`JWT_PUBLIC_KEY: unsupported key type ${String(publicKey.asymmetricKeyType)}`);
+    }
+    case 'jwks':
+      return ['RS256', 'ES256'];
+  }
+}
+
+function jwtSecret(key: JwtKeyConfig): FastifyJWTOptions['secret'] {
+  switch (key.kind) {
+    case 'secret':
+      return key.secret;
+    case 'public-key':
+      // Verify-only: there is no private half, so this service can never mint tokens.
+      return { public: key.pem, private: '' };
+    case 'jwks': {
+      const url = new URL(key.url);
+      const getJwks = buildGetJwks({ max: 100, ttl: 10 * 60 * 1000, jwksPath: url.pathname });
+      // The key is looked up by `kid` at the configured URL only: `jku`, `x5u` and `jwk` headers
+      // are never followed. get-jwks refetches the set when a kid is unknown.
+      return (_request, tokenOrHeader, callback) => {
+        const header: Record<string, unknown> = 'header' in tokenOrHeader ? tokenOrHeader.header : tokenOrHeader;
+        const { kid, alg } = header;
+        if (typeof kid !== 'string' || typeof alg !== 'string') {
+          callback(new AuthError('token has no usable kid'), undefined);
+          return;
+        }
+        getJwks.getPublicKey({ domain: url.origin, kid, alg }).then(
+          (pem) => callback(null, pem),
+          () => callback(new AuthError('token signing key is unknown'), undefined),
+        );
+      };
+    }
+  }
+}
+
+function scopesOf(claims: Record<string, unknown>): Set<string> {
+  const scopes = new Set<string>();
+  if (typeof claims.scope === 'string') for (const s of claims.scope.split(' ')) if (s !== '') scopes.add(s);
+  if (Array.isArray(claims.scp)) for (const s of claims.scp) if (typeof s === 'string') scopes.add(s);
+  return scopes;
+}
+
+function decodeHeader(token: string): Record<string, unknown> {
+  const [encoded] = token.split('.');
+  try {
+    const header: unknown = JSON.parse(Buffer.from(encoded ?? '', 'base64url').toString('utf8'));
+    if (header !== null && typeof header === 'object' && !Array.isArray(header)) return header as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new AuthError('malformed token');
+}
+
+function describeJwtError(error: unknown): string {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+  if (code.includes('EXPIRED')) return 'token expired';
+  if (code.includes('INACTIVE')) return 'token not yet valid';
+  if (code.includes('MISSING_REQUIRED_CLAIM')) return 'token is missing a required claim';
+  if (code.includes('INVALID_CLAIM_VALUE')) return 'token issuer or audience is not accepted';
+  if (code.includes('INVALID_ALGORITHM')) return 'token algorithm is not accepted';
+  if (code.includes('INVALID_SIGNATURE')) return 'token signature is invalid';
+  return 'token is invalid';
+}
+
+async function authenticate(request: FastifyRequest): Promise<Record<string, unknown>> {
+  const header = request.headers.authorization;
+  if (header === undefined) throw new AuthError('missing bearer token');
+  if (header.length > MAX_TOKEN_BYTES + 7) throw new AuthError('token too large');
+  const match = BEARER.exec(header);
+  if (match === null) throw new AuthError('malformed Authorization header: expected "Bearer <jwt>"');
+  const token = match[1] as string;
+  const jwtHeader = decodeHeader(token);
+  // RFC 7515 §4.1.11: a critical header we do not understand makes the token invalid.
+  if ('crit' in jwtHeader) throw new AuthError('token has critical headers this service does not understand');
+  for (const name of KEY_INJECTION_HEADERS) {
+    if (name in jwtHeader) throw new AuthError(`token header "${name}" is not accepted`);
+  }
+  try {
+    return await request.jwtVerify<Record<string, unknown>>();
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+    throw new AuthError(describeJwtError(error));
+  }
+}
+
+function authorize(request: FastifyRequest, claims: Record<string, unknown>, access: Exclude<Access, { kind: 'public' }>, tenantClaim: string): void {
+  const scopes = scopesOf(claims);
+  const subject = typeof claims.sub === 'string' ? claims.sub : undefined;
+  request.principal = { subject, scopes };
+  if (access.kind === 'tenant') {
+    const sellerId = claims[tenantClaim];
+    // Validated as a string before any query: a numeric claim compared with a VARCHAR column
+    // would match rows it must not.
+    if (!isSellerId(sellerId)) throw new AuthError(`token claim "${tenantClaim}" must be a 32-character lowercase hex seller id`);
+    if (!scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
+    request.tenant = issueTenantScope(sellerId);
+    return;
+  }
+  if (!scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
+}
+
+async function authPlugin(app: FastifyInstance, options: { config: Config }): Promise<void> {
+  const { jwt } = options.config;
+  await app.register(fastifyJwt, {
+    secret: jwtSecret(jwt.key),
+    verify: {
+      algorithms: algorithmsFor(jwt.key),
+      requiredClaims: ['exp'],
+      // @fastify/jwt hands this to fast-jwt, which counts milliseconds.
+      clockTolerance: jwt.clockToleranceSeconds * 1000,
+      ...(jwt.issuer === undefined ? {} : { allowedIss: jwt.issuer }),
+      ...(jwt.audience === undefined ? {} : { allowedAud: jwt.audience }),
+      cache: 1000,
+    },
+    decode: { complete: false },
+  });
+  app.decorateRequest('principal', null);
+  app.decorateRequest('tenant', null);
+
+  app.addHook('onRoute', (route) => {
+    const access = route.config?.access;
+    if (access === undefined) {
+      if (route.url.startsWith('/v1')) throw new Error(`route ${route.method} ${route.url} declares no access rule`);
+      return;
+    }
+    if (access.kind === 'public') return;
+    // onRequest, so that an unauthenticated caller learns nothing, not even which input is invalid.
+    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [
+      async (request: FastifyRequest) => {
+        const claims = await authenticate(request);
+        authorize(request, claims, access, jwt.tenantClaim);
+      },
+      ...existing,
+    ];
+  });
+}
+
+export type { Scope };
+export default fp(authPlugin, { name: 'auth', fastify: '5.x' });

@@ -1,0 +1,63 @@
+// Liveness says the process is up; readiness says it can serve data (the database answers).
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { z } from 'zod';
+import { defineRoute } from '../http/route.js';
+import { sendProblem, DATABASE_RETRY_AFTER_SECONDS } from './errors.js';
+
+const Health = z.object({ status: z.literal('ok') }).meta({ id: 'Health' });
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Set during graceful shutdown so load balancers stop sending traffic first. */
+    draining: boolean;
+  }
+}
+
+async function healthPlugin(app: FastifyInstance): Promise<void> {
+  app.decorate('draining', false);
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/healthz',
+      operationId: 'getHealth',
+      summary: 'Liveness: the process is up',
+      tags: ['health'],
+      access: { kind: 'public' },
+      responses: { 200: { description: 'The process is up', schema: Health } },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/readyz',
+      operationId: 'getReadiness',
+      summary: 'Readiness: the database answers',
+      tags: ['health'],
+      access: { kind: 'public' },
+      responses: {
+        200: { description: 'Ready to serve', schema: Health },
+        503: { description: 'Not ready (database unreachable or shutting down)' },
+      },
+    },
+    async (request, reply) => {
+      if (app.draining) {
+        reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+        return sendProblem(reply, 'unavailable', 503, 'shutting down');
+      }
+      try {
+        await app.db.ping();
+        return { status: 'ok' as const };
+      } catch (error) {
+        request.log.warn({ err: error }, 'readiness check failed');
+        reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+        return sendProblem(reply, 'unavailable', 503, 'the data store is unavailable');
+      }
+    },
+  );
+}
+
+export default fp(healthPlugin, { name: 'health', fastify: '5.x', dependencies: ['db', 'errors'] });

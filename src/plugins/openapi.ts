@@ -1,0 +1,179 @@
+// The OpenAPI 3.1 document is derived from the same zod declarations the routes run with, so
+// the contract cannot drift from the code. Served at /openapi.json; committed as openapi.yaml.
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { z } from 'zod';
+import { Problem, PROBLEM_CONTENT_TYPE } from '../http/problem.js';
+import { defineRoute, type RouteSpec } from '../http/route.js';
+
+type JsonObject = Record<string, unknown>;
+type AnySpec = RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined>;
+
+const COMPONENT_REF = '#/components/schemas/';
+
+export const API_INFO = {
+  title: 'order-items-api',
+  version: '1.0.0',
+  description:
+    'Order items of an e-commerce marketplace, served per seller from the staging star schema. ' +
+    'The seller comes only from the verified bearer token; every response about data carries its freshness.',
+};
+
+class SchemaCollector {
+  readonly components: Record<string, JsonObject> = {};
+
+  convert(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
+    const id = z.globalRegistry.get(schema)?.id;
+    const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'throw' }) as JsonObject;
+    delete json.$schema;
+    const defs = (json.$defs ?? {}) as Record<string, JsonObject>;
+    delete json.$defs;
+    for (const [name, def] of Object.entries(defs)) this.components[name] ??= rewriteRefs(def) as JsonObject;
+    const rewritten = rewriteRefs(json) as JsonObject;
+    if (id === undefined) return rewritten;
+    delete rewritten.id;
+    this.components[id] ??= rewritten;
+    return { $ref: COMPONENT_REF + id };
+  }
+}
+
+function rewriteRefs(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(rewriteRefs);
+  if (value === null || typeof value !== 'object') return value;
+  const out: JsonObject = {};
+  for (const [key, inner] of Object.entries(value)) {
+    if (key === '$ref' && typeof inner === 'string') out[key] = inner.replace('#/$defs/', COMPONENT_REF);
+    else if (key !== 'id') out[key] = rewriteRefs(inner);
+  }
+  return out;
+}
+
+function parameters(collector: SchemaCollector, schema: z.ZodType | undefined, where: 'query' | 'path'): JsonObject[] {
+  if (schema === undefined) return [];
+  const json = collector.convert(schema, 'input');
+  const properties = (json.properties ?? {}) as Record<string, JsonObject>;
+  const required = new Set((json.required ?? []) as string[]);
+  return Object.entries(properties).map(([name, property]) => {
+    const { description, ...rest } = property;
+    return {
+      name,
+      in: where,
+      required: where === 'path' || required.has(name),
+      ...(typeof description === 'string' ? { description } : {}),
+      schema: rest,
+    };
+  });
+}
+
+export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
+  const collector = new SchemaCollector();
+  const paths: Record<string, Record<string, JsonObject>> = {};
+  const problemRef = collector.convert(Problem, 'output');
+  for (const spec of specs) {
+    if (spec.hidden === true) continue;
+    const path = spec.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    const responses: Record<string, JsonObject> = {};
+    for (const [status, response] of Object.entries(spec.responses)) {
+      const isProblem = Number(status) >= 400;
+      const schema = isProblem ? problemRef : response.schema === undefined ? undefined : collector.convert(response.schema, 'output');
+      const headers: Record<string, JsonObject> = {};
+      for (const [name, header] of Object.entries(response.headers ?? {})) {
+        headers[name] = { description: header.description, schema: collector.convert(header.schema, 'output') };
+      }
+      if (isProblem && (status === '401' || status === '429' || status === '503')) {
+        const name = status === '401' ? 'WWW-Authenticate' : 'Retry-After';
+        headers[name] = { description: status === '401' ? 'Bearer challenge' : 'Seconds to wait before retrying', schema: { type: 'string' } };
+      }
+      responses[status] = {
+        description: response.description,
+        ...(Object.keys(headers).length > 0 ? { headers } : {}),
+        ...(schema === undefined
+          ? {}
+          : { content: { [isProblem ? PROBLEM_CONTENT_TYPE : (response.contentType ?? 'application/json')]: { schema } } }),
+      };
+    }
+    if (spec.access.kind !== 'public') {
+      responses['401'] ??= { description: 'Missing or invalid token', content: { [PROBLEM_CONTENT_TYPE]: { schema: problemRef } } };
+    }
+    const operation: JsonObject = {
+      operationId: spec.operationId,
+      summary: spec.summary,
+      ...(spec.description === undefined ? {} : { description: spec.description }),
+      tags: spec.tags,
+      parameters: [...parameters(collector, spec.params, 'path'), ...parameters(collector, spec.querystring, 'query')],
+      ...(spec.body === undefined
+        ? {}
+        : { requestBody: { required: true, content: { 'application/json': { schema: collector.convert(spec.body, 'input') } } } }),
+      responses,
+      security: spec.access.kind === 'public' ? [] : [{ bearerAuth: [spec.access.scope] }],
+      ...(spec.access.kind === 'public'
+        ? {}
+        : {
+            'x-required-scope': spec.access.scope,
+            'x-tenant-scoped': spec.access.kind === 'tenant',
+          }),
+    };
+    paths[path] ??= {};
+    paths[path][spec.method.toLowerCase()] = operation;
+  }
+  const sortedComponents = Object.fromEntries(Object.entries(collector.components).sort(([a], [b]) => a.localeCompare(b)));
+  return {
+    openapi: '3.1.0',
+    info: {
+      ...API_INFO,
+      license: { name: 'UNLICENSED', identifier: 'UNLICENSED' },
+    },
+    servers: [{ url: 'http://127.0.0.1:3000', description: 'Local demo (npm run demo)' }],
+    tags: [
+      { name: 'order-items', description: "The calling seller's order items" },
+      { name: 'orders', description: "Orders, as far as they hold the calling seller's items" },
+      { name: 'pipeline', description: 'ETL monitoring: stage reports and batch timelines (service tokens)' },
+      { name: 'health', description: 'Liveness and readiness probes' },
+    ],
+    paths,
+    components: {
+      schemas: sortedComponents,
+      securitySchemes: {
+        bearerAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'A JWT with `exp`. Data routes need scope `order-items:read` and the seller id in the tenant claim (default `tenant_id`); pipeline routes need `pipeline:read` or `pipeline:write`. Scopes come from `scope` (space-separated) or `scp` (array).',
+        },
+      },
+    },
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    openapiDocument(): JsonObject;
+  }
+}
+
+async function openapiPlugin(app: FastifyInstance): Promise<void> {
+  const specs: AnySpec[] = [];
+  app.addHook('onRoute', (route) => {
+    const spec = route.config?.spec;
+    if (spec !== undefined && route.method !== 'HEAD') specs.push(spec);
+  });
+  let document: JsonObject | undefined;
+  app.decorate('openapiDocument', () => (document ??= buildOpenApiDocument(specs)));
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/openapi.json',
+      operationId: 'getOpenApiDocument',
+      summary: 'This OpenAPI document',
+      tags: ['health'],
+      access: { kind: 'public' },
+      hidden: true,
+      responses: { 200: { description: 'OpenAPI 3.1 document' } },
+    },
+    async (_request, reply) => reply.type('application/json').send(JSON.stringify(app.openapiDocument())),
+  );
+}
+
+export default fp(openapiPlugin, { name: 'openapi', fastify: '5.x' });

@@ -1,0 +1,22 @@
+// Builds the app the way server.ts does, against a test database, with a test key.
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type BuildOptions } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { TEST_JWT_SECRET } from './tokens.js';
+
+export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET: TEST_JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    FRESHNESS_CACHE_MS: '0',
+    RATE_LIMIT_MAX: '100000',
+    ...env,
+  });
+}
+
+export async function buildTestApp(databaseUrl: string, env: Record<string, string> = {}, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = await buildApp(testConfig(databaseUrl, env), options);
+  await app.ready();
+  return app;
+}

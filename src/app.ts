@@ -1,6 +1,6 @@
 // buildApp(config) assembles the service and returns it without listening: tests build their own
 // against their own database; only server.ts listens.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { CursorCodec } from './http/cursor.js';
 import freshnessPlugin from './modules/freshness/plugin.js';
@@ -16,19 +16,51 @@ import metricsPlugin from './plugins/metrics.js';
 import openapiPlugin from './plugins/openapi.js';
 import securityPlugin from './plugins/security.js';
 
+type LogDestination = NonNullable<FastifyLoggerOptions['stream']>;
+
 export interface BuildOptions {
-  /** Overrides the logger built from config (tests pass a stream to read the log output). */
-  logger?: FastifyServerOptions['logger'];
+  /** Where log lines go instead of stdout (tests capture them). Redaction applies all the same. */
+  logStream?: LogDestination;
+  /** Log level instead of config.logLevel. */
+  logLevel?: string;
+  /**
+   * Extra logger options (serializers, stream, level). The app's `redact` is always applied and
+   * cannot be replaced: a test or caller that customises logging can never turn redaction off.
+   */
+  logger?: Omit<FastifyLoggerOptions, 'redact'> & Record<string, unknown>;
 }
 
 export const MAX_HEADER_BYTES = 16 * 1024;
 
+/**
+ * Paths pino censors in every log line: the bearer token and cookies wherever request headers
+ * are logged (Fastify's `req` serializer, or a `headers` object logged by hand), and cursors.
+ */
+export const LOG_REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["proxy-authorization"]',
+  '*.headers.authorization',
+  '*.headers.cookie',
+  'req.query.cursor',
+];
+
+/** The pino options of the app: the caller's choices first, then redaction, which always wins. */
+export function loggerOptions(config: Config, options: BuildOptions): FastifyLoggerOptions & Record<string, unknown> {
+  return {
+    level: options.logLevel ?? config.logLevel,
+    ...(options.logger ?? {}),
+    ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+    redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
+  };
+}
+
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({
-    logger: options.logger ?? {
-      level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.query.cursor'], censor: '[redacted]' },
-    },
+  const serverOptions: FastifyServerOptions & { http: { maxHeaderSize: number } } = {
+    logger: loggerOptions(config, options),
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.requestTimeoutMs,
@@ -37,7 +69,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // Unknown query parameters are refused, not silently dropped: a typo must not widen a query.
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
-  });
+    // Stated rather than inherited from Node's default: larger request heads get 431.
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
+  };
+  const app = Fastify(serverOptions);
   if (config.cursorSecret === undefined) {
     app.log.warn('CURSOR_SECRET is not set: pagination cursors are signed with a per-process key and do not survive a restart or cross replicas');
   }

@@ -70,12 +70,13 @@ const envSchema = z
       if (Buffer.byteLength(env.JWT_SECRET, 'utf8') < 32) {
         ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'must be at least 32 bytes' });
       }
-      // A PEM given as an HMAC secret is the classic algorithm-confusion setup: refuse it.
-      if (/-----BEGIN [A-Z ]*KEY-----/.test(env.JWT_SECRET)) {
+      // A PEM given as an HMAC secret is the classic algorithm-confusion setup: refuse any PEM
+      // armour (SPKI, PKCS#1 "RSA PUBLIC KEY", certificates), wherever it starts in the value.
+      if (/-{5}\s*BEGIN[ A-Z0-9]*-{5}/i.test(env.JWT_SECRET)) {
         ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'looks like a PEM key; use JWT_PUBLIC_KEY' });
       }
     }
- if (env.CURSOR_SECRET !== undefined && Buffer.byteLength(env.CURSOR_SECRET, 'utf8') < 32) {
+    if (env.CURSOR_SECRET !== undefined && Buffer.byteLength(env.CURSOR_SECRET, 'utf8') < 32) {
       ctx.addIssue({ code: 'custom', path: ['CURSOR_SECRET'], message: 'must be at least 32 bytes' });
     }
     if (env.JWT_PUBLIC_KEY !== undefined && !/^-----BEGIN PUBLIC KEY-----/.test(env.JWT_PUBLIC_KEY.trim())) {

@@ -8,6 +8,16 @@ export function sqlTimestampToIso(value: string | null): string | null {
   return `${value.replace(' ', 'T')}Z`;
 }
 
+/**
+ * For DATETIME(3) columns: the binary protocol drops a zero fraction ('10:00:00' for
+ * '10:00:00.000'), so the value is normalised to exactly three decimals.
+ */
+export function sqlMillisToIso(value: string): string;
+export function sqlMillisToIso(value: string | null): string | null;
+export function sqlMillisToIso(value: string | null): string | null {
+  return value === null ? null : new Date(sqlTimestampToMs(value)).toISOString();
+}
+
 export function sqlTimestampToMs(value: string): number {
   return Date.parse(`${value.replace(' ', 'T')}Z`);
 }

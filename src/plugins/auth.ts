@@ -13,6 +13,8 @@ import type { Access, Scope } from '../http/route.js';
 const issueTenantScope = TenantScope.claimIssuer();
 
 export const MAX_TOKEN_BYTES = 8192;
+/** After a JWKS refetch that did not know a kid, other unknown kids are refused this long. */
+export const JWKS_MISS_COOLDOWN_MS = 10_000;
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 // Headers that would make a verifier fetch or trust a key named by the token itself.
 const KEY_INJECTION_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
@@ -79,18 +81,36 @@ function jwtSecret(key: JwtKeyConfig): FastifyJWTOptions['secret'] {
     case 'jwks': {
       const url = new URL(key.url);
       const getJwks = buildGetJwks({ max: 100, ttl: 10 * 60 * 1000, jwksPath: url.pathname });
+      // Kids that resolved once. An unknown kid makes get-jwks refetch the set (key rotation);
+      // after a refetch that did not find the kid, other unknown kids are refused without a
+      // fetch for JWKS_MISS_COOLDOWN_MS, so a flood of random kids cannot turn this service into
+      // an amplifier against the identity provider.
+      const knownKeys = new Set<string>();
+      let refetchAllowedAt = 0;
       // The key is looked up by `kid` at the configured URL only: `jku`, `x5u` and `jwk` headers
       // are never followed. get-jwks refetches the set when a kid is unknown.
       return (_request, tokenOrHeader, callback) => {
         const header: Record<string, unknown> = 'header' in tokenOrHeader ? tokenOrHeader.header : tokenOrHeader;
         const { kid, alg } = header;
-        if (typeof kid !== 'string' || typeof alg !== 'string') {
+        if (typeof kid !== 'string' || typeof alg !== 'string' || kid.length > 256) {
           callback(new AuthError('token has no usable kid'), undefined);
           return;
         }
+        const cacheKey = `${alg}:${kid}`;
+        if (!knownKeys.has(cacheKey) && Date.now() < refetchAllowedAt) {
+          callback(new AuthError('token signing key is unknown'), undefined);
+          return;
+        }
         getJwks.getPublicKey({ domain: url.origin, kid, alg }).then(
-          (pem) => callback(null, pem),
-          () => callback(new AuthError('token signing key is unknown'), undefined),
+          (pem) => {
+            if (knownKeys.size >= 1000) knownKeys.clear();
+            knownKeys.add(cacheKey);
+            callback(null, pem);
+          },
+          () => {
+            refetchAllowedAt = Date.now() + JWKS_MISS_COOLDOWN_MS;
+            callback(new AuthError('token signing key is unknown'), undefined);
+          },
         );
       };
     }
@@ -169,7 +189,9 @@ async function authPlugin(app: FastifyInstance, options: { config: Config }): Pr
     secret: jwtSecret(jwt.key),
     verify: {
       algorithms: algorithmsFor(jwt.key),
-      requiredClaims: ['exp'],
+      // fast-jwt checks allowedIss/allowedAud only when the claim is present: a configured
+      // issuer or audience must therefore also be required, or a token without it passes.
+      requiredClaims: ['exp', ...(jwt.issuer === undefined ? [] : ['iss']), ...(jwt.audience === undefined ? [] : ['aud'])],
       // @fastify/jwt hands this to fast-jwt, which counts milliseconds.
       clockTolerance: jwt.clockToleranceSeconds * 1000,
       ...(jwt.issuer === undefined ? {} : { allowedIss: jwt.issuer }),

@@ -149,6 +149,8 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
 declare module 'fastify' {
   interface FastifyInstance {
     openapiDocument(): JsonObject;
+    /** Every declared route, hidden ones included: what the route-table tests walk. */
+    routeSpecs(): readonly AnySpec[];
   }
 }
 
@@ -158,6 +160,7 @@ async function openapiPlugin(app: FastifyInstance): Promise<void> {
     const spec = route.config?.spec;
     if (spec !== undefined && route.method !== 'HEAD') specs.push(spec);
   });
+  app.decorate('routeSpecs', () => specs);
   let document: JsonObject | undefined;
   app.decorate('openapiDocument', () => (document ??= buildOpenApiDocument(specs)));
   defineRoute(

@@ -2,7 +2,7 @@
 // whatever the request rate, shared by responses, the e2e histogram and the freshness gauge.
 import { z } from 'zod';
 import type { Database } from '../../db/database.js';
-import { sqlTimestampToIso, sqlTimestampToMs } from '../../http/timestamps.js';
+import { sqlMillisToIso, sqlTimestampToMs } from '../../http/timestamps.js';
 import { findNewestStagedBatch } from './repository.js';
 
 export const Freshness = z
@@ -50,7 +50,7 @@ export class FreshnessTracker {
     const value =
       batch === null
         ? null
-        : { batchId: batch.batchId, ingestedAtIso: sqlTimestampToIso(batch.ingestedAt), ingestedAtMs: sqlTimestampToMs(batch.ingestedAt) };
+        : { batchId: batch.batchId, ingestedAtIso: sqlMillisToIso(batch.ingestedAt), ingestedAtMs: sqlTimestampToMs(batch.ingestedAt) };
     this.#cached = { value, fetchedAt: Date.now() };
     return value;
   }

@@ -1,7 +1,7 @@
 // Turns monitoring rows into the batch view: stage times in pipeline order, the gaps between
 // stages, and the single step where the batch spent most of its time.
 import { PIPELINE_STAGES } from '../../db/schema.js';
-import { sqlTimestampToIso, sqlTimestampToMs } from '../../http/timestamps.js';
+import { sqlMillisToIso, sqlTimestampToMs } from '../../http/timestamps.js';
 import type { BatchRow, StageRow } from './repository.js';
 import type { Batch, StageRun } from './schemas.js';
 
@@ -27,8 +27,8 @@ export function toBatch(batch: BatchRow, stages: readonly StageRow[]): Batch {
     return {
       stage: row.stage,
       status: row.status,
-      startedAt: sqlTimestampToIso(row.started_at),
-      finishedAt: sqlTimestampToIso(row.finished_at),
+      startedAt: sqlMillisToIso(row.started_at),
+      finishedAt: sqlMillisToIso(row.finished_at),
       durationSeconds: duration,
       gapSeconds: gap,
       lagSeconds: finishedMs === null ? null : seconds(ingestedMs, finishedMs),
@@ -40,7 +40,7 @@ export function toBatch(batch: BatchRow, stages: readonly StageRow[]): Batch {
   return {
     batchId: batch.batch_id,
     source: batch.source,
-    ingestedAt: sqlTimestampToIso(batch.created_at),
+    ingestedAt: sqlMillisToIso(batch.created_at),
     status: batch.status,
     stages: runs,
     endToEndSeconds: lastFinishedMs === null ? null : seconds(ingestedMs, lastFinishedMs),

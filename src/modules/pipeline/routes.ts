@@ -4,7 +4,7 @@ import { PIPELINE_STAGES, type PipelineStage } from '../../db/schema.js';
 import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, conflict, notFound } from '../../http/problem.js';
 import { defineRoute } from '../../http/route.js';
-import { parseIsoInstant, toSqlTimestamp } from '../../http/timestamps.js';
+import { parseIsoInstant, sqlTimestampToMs, toSqlTimestamp } from '../../http/timestamps.js';
 import { PROBLEM_RESPONSES } from '../../http/responses.js';
 import { toBatch } from './batches.js';
 import * as repository from './repository.js';
@@ -19,10 +19,13 @@ function instant(name: string, text: string): number {
   return ms;
 }
 
+const sameInstant = (a: string | null, b: string | null): boolean =>
+  a === null || b === null ? a === b : sqlTimestampToMs(a) === sqlTimestampToMs(b);
+
 function sameRun(existing: repository.StageRow, next: repository.StageWrite): boolean {
   return (
-    existing.started_at === next.startedAt &&
-    existing.finished_at === next.finishedAt &&
+    sameInstant(existing.started_at, next.startedAt) &&
+    sameInstant(existing.finished_at, next.finishedAt) &&
     (existing.rows_in === null ? null : Number(existing.rows_in)) === next.rowsIn &&
     (existing.rows_out === null ? null : Number(existing.rows_out)) === next.rowsOut &&
     (existing.rows_rejected === null ? null : Number(existing.rows_rejected)) === next.rowsRejected &&

@@ -1,0 +1,51 @@
+// npm run generate -- --out <folder> --sellers N --orders N --seed S
+// Writes the six Olist-layout CSV files; prints one line of JSON (the counts) on stdout.
+import { parseArgs } from 'node:util';
+import { generateDataset } from './generate.js';
+
+const USAGE = 'usage: npm run generate -- --out <folder> --sellers <n> --orders <n> [--seed <integer>]';
+
+function fail(message: string): never {
+  process.stderr.write(`error: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function integer(name: string, value: string | undefined, fallback?: number): number {
+  if (value === undefined) {
+    if (fallback !== undefined) return fallback;
+    fail(`--${name} is required`);
+  }
+  if (!/^-?\d+$/.test(value)) fail(`--${name} must be an integer (got "${value}")`);
+  return Number(value);
+}
+
+async function main(): Promise<void> {
+  let values: { out?: string; sellers?: string; orders?: string; seed?: string };
+  try {
+    ({ values } = parseArgs({
+      options: {
+        out: { type: 'string' },
+        sellers: { type: 'string' },
+        orders: { type: 'string' },
+        seed: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error));
+  }
+  if (values.out === undefined || values.out === '') fail('--out is required');
+  const sellers = integer('sellers', values.sellers);
+  const orders = integer('orders', values.orders);
+  const seed = integer('seed', values.seed, 1);
+  if (sellers < 1 || orders < 1) fail('--sellers and --orders must be at least 1');
+  const started = Date.now();
+  const result = await generateDataset({ out: values.out, sellers, orders, seed });
+  process.stdout.write(`${JSON.stringify({ ...result, durationMs: Date.now() - started })}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,74 @@
+// npm run load -- --dir <folder> [--source <name>] [--ingested-at <ISO>] [--chunk-size <n>]
+// stdout: exactly one line of JSON (the summary); stderr: progress and errors.
+// Exit codes: 0 loaded; 1 the batch failed (marked failed in etl_batch) or the database is
+// unreachable; 2 bad arguments, configuration or folder (nothing written).
+import { parseArgs } from 'node:util';
+import { ConfigError, loadDatabaseUrl } from '../config.js';
+import { LoadError, loadBatch } from './load-batch.js';
+
+const USAGE = 'usage: npm run load -- --dir <folder> [--source <name>] [--ingested-at <ISO 8601>] [--chunk-size <n>]';
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  let values: { dir?: string; source?: string; 'ingested-at'?: string; 'chunk-size'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: {
+        dir: { type: 'string' },
+        source: { type: 'string' },
+        'ingested-at': { type: 'string' },
+        'chunk-size': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    fail(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`, 2);
+  }
+  if (values.help === true) {
+    process.stderr.write(`${USAGE}\n`);
+    return;
+  }
+  if (values.dir === undefined || values.dir === '') fail(`--dir is required\n${USAGE}`, 2);
+  let chunkSize: number | undefined;
+  if (values['chunk-size'] !== undefined) {
+    chunkSize = Number(values['chunk-size']);
+    if (!/^\d+$/.test(values['chunk-size'])) fail(`--chunk-size must be a positive integer`, 2);
+  }
+
+  let databaseUrl: string;
+  try {
+    databaseUrl = loadDatabaseUrl();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message, 2);
+    throw error;
+  }
+
+  try {
+    const summary = await loadBatch({
+      databaseUrl,
+      dir: values.dir,
+      source: values.source,
+      ingestedAt: values['ingested-at'],
+      chunkSize,
+      log: (message) => process.stderr.write(`[loader] ${message}\n`),
+    });
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } catch (error) {
+    if (error instanceof LoadError) fail(error.message, error.kind === 'input' ? 2 : 1);
+    throw error;
+  }
+}
+
+main().catch((error: unknown) => {
+  // Unexpected: still one readable line, the stack only on demand.
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`error: unexpected failure: ${message}\n`);
+  if (process.env.LOADER_DEBUG === '1' && error instanceof Error) process.stderr.write(`${error.stack ?? ''}\n`);
+  process.exit(1);
+});

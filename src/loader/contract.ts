@@ -1,0 +1,340 @@
+// The data contract between the gold layer (Olist CSV layout) and the staging star schema: the
+// six expected files, their exact headers, and one zod schema per file. A row that breaks a rule
+// is quarantined with a readable reason; the rest of the batch loads.
+import { z } from 'zod';
+import { ORDER_STATUSES, type OrderStatus } from '../db/schema.js';
+
+export const FILES = {
+  translation: 'product_category_name_translation.csv',
+  sellers: 'olist_sellers_dataset.csv',
+  customers: 'olist_customers_dataset.csv',
+  products: 'olist_products_dataset.csv',
+  orders: 'olist_orders_dataset.csv',
+  items: 'olist_order_items_dataset.csv',
+} as const;
+export type FileKind = keyof typeof FILES;
+
+/** Load order: every file only refers to files loaded before it. */
+export const LOAD_ORDER: readonly FileKind[] = ['translation', 'sellers', 'customers', 'products', 'orders', 'items'];
+
+export const HEADERS = {
+  translation: ['product_category_name', 'product_category_name_english'],
+  sellers: ['seller_id', 'seller_zip_code_prefix', 'seller_city', 'seller_state'],
+  customers: ['customer_id', 'customer_unique_id', 'customer_zip_code_prefix', 'customer_city', 'customer_state'],
+  products: [
+    'product_id',
+    'product_category_name',
+    // The source's spelling, kept: the header must match exactly.
+    'product_name_lenght',
+    'product_description_lenght',
+    'product_photos_qty',
+    'product_weight_g',
+    'product_length_cm',
+    'product_height_cm',
+    'product_width_cm',
+  ],
+  orders: [
+    'order_id',
+    'customer_id',
+    'order_status',
+    'order_purchase_timestamp',
+    'order_approved_at',
+    'order_delivered_carrier_date',
+    'order_delivered_customer_date',
+    'order_estimated_delivery_date',
+  ],
+  items: [
+    'order_id',
+    'order_item_id',
+    'product_id',
+    'seller_id',
+    'shipping_limit_date',
+    'price',
+    'freight_value',
+  ],
+} as const satisfies Record<FileKind, readonly string[]>;
+
+// ---------------------------------------------------------------------------------------------
+// Field rules
+
+const HEX_ID = /^[0-9a-f]{32}$/;
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
+// DECIMAL(12,2): at most 10 integer digits and 2 decimals, no sign, no exponent.
+const MONEY = /^\d{1,10}(\.\d{1,2})?$/;
+const UNSIGNED_INT = /^\d{1,10}$/;
+
+const SMALLINT_MAX = 65_535;
+const INT_MAX = 4_294_967_295;
+
+export const MESSAGES = {
+  hexId: 'must be 32 lowercase hexadecimal characters',
+  timestamp: 'must be a valid UTC timestamp YYYY-MM-DD HH:MM:SS',
+  money: 'must be a non-negative decimal with at most 2 places',
+  itemSeq: 'must be a positive integer (at most 65535)',
+  status: `must be one of ${ORDER_STATUSES.join(', ')}`,
+  state: 'must be 2 uppercase letters',
+  zip: 'must be 1 to 10 digits',
+  city: 'must be 1 to 128 characters',
+  category: 'must be 1 to 100 characters',
+  smallint: `must be empty or an integer from 0 to ${SMALLINT_MAX}`,
+  int: `must be empty or an integer from 0 to ${INT_MAX}`,
+} as const;
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+/** True for 'YYYY-MM-DD HH:MM:SS' naming a real calendar date and time of day (years 1000-9999). */
+export function isValidTimestamp(value: string): boolean {
+  const m = TIMESTAMP.exec(value);
+  if (m === null) return false;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
+  return (
+    year >= 1000 &&
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= daysInMonth(year, month) &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59
+  );
+}
+
+const hexId = z.string().regex(HEX_ID, { error: MESSAGES.hexId });
+const timestamp = z.string().refine(isValidTimestamp, { error: MESSAGES.timestamp });
+const optionalTimestamp = z
+  .string()
+  .refine((v) => v === '' || isValidTimestamp(v), { error: `must be empty or a valid UTC timestamp YYYY-MM-DD HH:MM:SS` })
+  .transform((v) => (v === '' ? null : v));
+const money = z.string().regex(MONEY, { error: MESSAGES.money });
+const itemSeq = z
+  .string()
+  .regex(/^[1-9]\d{0,4}$/, { error: MESSAGES.itemSeq })
+  .transform(Number)
+  .refine((n) => n <= SMALLINT_MAX, { error: MESSAGES.itemSeq });
+const orderStatus = z.string().refine((v): v is OrderStatus => (ORDER_STATUSES as readonly string[]).includes(v), {
+  error: MESSAGES.status,
+});
+const state = z.string().regex(/^[A-Z]{2}$/, { error: MESSAGES.state });
+const zip = z.string().regex(/^\d{1,10}$/, { error: MESSAGES.zip });
+const city = z.string().min(1, { error: MESSAGES.city }).max(128, { error: MESSAGES.city });
+const category = z.string().min(1, { error: MESSAGES.category }).max(100, { error: MESSAGES.category });
+const optionalCategory = z
+  .string()
+  .max(100, { error: 'must be at most 100 characters' })
+  .transform((v) => (v === '' ? null : v));
+const optionalUnsigned = (max: number, message: string) =>
+  z
+    .string()
+    .refine((v) => v === '' || (UNSIGNED_INT.test(v) && Number(v) <= max), { error: message })
+    .transform((v) => (v === '' ? null : Number(v)));
+const optionalSmallint = optionalUnsigned(SMALLINT_MAX, MESSAGES.smallint);
+const optionalInt = optionalUnsigned(INT_MAX, MESSAGES.int);
+
+export const translationSchema = z
+  .object({ product_category_name: category, product_category_name_english: category })
+  .transform((r) => ({ categoryName: r.product_category_name, categoryNameEnglish: r.product_category_name_english }));
+
+export const sellerSchema = z
+  .object({ seller_id: hexId, seller_zip_code_prefix: zip, seller_city: city, seller_state: state })
+  .transform((r) => ({
+    sellerId: r.seller_id,
+    zipCodePrefix: r.seller_zip_code_prefix,
+    city: r.seller_city,
+    state: r.seller_state,
+  }));
+
+export const customerSchema = z
+  .object({
+    customer_id: hexId,
+    customer_unique_id: hexId,
+    customer_zip_code_prefix: zip,
+    customer_city: city,
+    customer_state: state,
+  })
+  .transform((r) => ({
+    customerId: r.customer_id,
+    customerUniqueId: r.customer_unique_id,
+    zipCodePrefix: r.customer_zip_code_prefix,
+    city: r.customer_city,
+    state: r.customer_state,
+  }));
+
+export const productSchema = z
+  .object({
+    product_id: hexId,
+    product_category_name: optionalCategory,
+    product_name_lenght: optionalSmallint,
+    product_description_lenght: optionalInt,
+    product_photos_qty: optionalSmallint,
+    product_weight_g: optionalInt,
+    product_length_cm: optionalSmallint,
+    product_height_cm: optionalSmallint,
+    product_width_cm: optionalSmallint,
+  })
+  .transform((r) => ({
+    productId: r.product_id,
+    categoryName: r.product_category_name,
+    nameLength: r.product_name_lenght,
+    descriptionLength: r.product_description_lenght,
+    photosQty: r.product_photos_qty,
+    weightG: r.product_weight_g,
+    lengthCm: r.product_length_cm,
+    heightCm: r.product_height_cm,
+    widthCm: r.product_width_cm,
+  }));
+
+export const orderSchema = z
+  .object({
+    order_id: hexId,
+    customer_id: hexId,
+    order_status: orderStatus,
+    order_purchase_timestamp: timestamp,
+    order_approved_at: optionalTimestamp,
+    order_delivered_carrier_date: optionalTimestamp,
+    order_delivered_customer_date: optionalTimestamp,
+    order_estimated_delivery_date: timestamp,
+  })
+  .transform((r) => ({
+    orderId: r.order_id,
+    customerId: r.customer_id,
+    status: r.order_status as OrderStatus,
+    purchasedAt: r.order_purchase_timestamp,
+    approvedAt: r.order_approved_at,
+    deliveredCarrierAt: r.order_delivered_carrier_date,
+    deliveredCustomerAt: r.order_delivered_customer_date,
+    estimatedDeliveryAt: r.order_estimated_delivery_date,
+  }));
+
+export const itemSchema = z
+  .object({
+    order_id: hexId,
+    order_item_id: itemSeq,
+    product_id: hexId,
+    seller_id: hexId,
+    shipping_limit_date: timestamp,
+    price: money,
+    freight_value: money,
+  })
+  .transform((r) => ({
+    orderId: r.order_id,
+    orderItemId: r.order_item_id,
+    productId: r.product_id,
+    sellerId: r.seller_id,
+    shippingLimitAt: r.shipping_limit_date,
+    price: r.price,
+    freightValue: r.freight_value,
+  }));
+
+export const SCHEMAS = {
+  translation: translationSchema,
+  sellers: sellerSchema,
+  customers: customerSchema,
+  products: productSchema,
+  orders: orderSchema,
+  items: itemSchema,
+} as const;
+
+export type TranslationRow = z.output<typeof translationSchema>;
+export type SellerRow = z.output<typeof sellerSchema>;
+export type CustomerRow = z.output<typeof customerSchema>;
+export type ProductRow = z.output<typeof productSchema>;
+export type OrderRow = z.output<typeof orderSchema>;
+export type ItemRow = z.output<typeof itemSchema>;
+
+export interface RowsByKind {
+  translation: TranslationRow;
+  sellers: SellerRow;
+  customers: CustomerRow;
+  products: ProductRow;
+  orders: OrderRow;
+  items: ItemRow;
+}
+
+/** The key that identifies a row of each file (the target table's primary key). */
+export const KEY_OF: { [K in FileKind]: (row: RowsByKind[K]) => string } = {
+  translation: (r) => r.categoryName,
+  sellers: (r) => r.sellerId,
+  customers: (r) => r.customerId,
+  products: (r) => r.productId,
+  orders: (r) => r.orderId,
+  items: (r) => `${r.orderId}:${r.orderItemId}`,
+};
+
+export type Validation<T> = { ok: true; row: T } | { ok: false; reason: string };
+
+const REASON_MAX = 1024;
+
+function quote(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/**
+ * Checks one parsed CSV record against the file's contract. Field count first (the parser
+ * tolerates ragged rows so that they can be quarantined), then every field rule; the reason
+ * lists every broken rule as `field: message (got "value")`.
+ */
+export function validateRecord<K extends FileKind>(kind: K, fields: readonly string[]): Validation<RowsByKind[K]> {
+  const header: readonly string[] = HEADERS[kind];
+  if (fields.length !== header.length) {
+    return { ok: false, reason: `wrong number of fields: expected ${header.length}, got ${fields.length}` };
+  }
+  const input: Record<string, string> = {};
+  for (let i = 0; i < header.length; i += 1) {
+    input[header[i] as string] = fields[i] as string;
+  }
+  const schema = SCHEMAS[kind] as unknown as z.ZodType<RowsByKind[K]>;
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, row: result.data };
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const issue of result.error.issues) {
+    const field = String(issue.path[0] ?? '(row)');
+    if (seen.has(field)) continue; // one reason per field is enough
+    seen.add(field);
+    parts.push(`${field}: ${issue.message} (got ${quote(input[field] ?? '')})`);
+  }
+  const reason = parts.join('; ');
+  return { ok: false, reason: reason.length > REASON_MAX ? `${reason.slice(0, REASON_MAX - 1)}…` : reason };
+}
+
+/** Calendar attributes of a 'YYYY-MM-DD' day for dim_date (ISO weekday 1=Monday..7, ISO week). */
+export interface DateParts {
+  dateKey: string;
+  year: number;
+  quarter: number;
+  month: number;
+  dayOfMonth: number;
+  dayOfWeek: number;
+  isoWeek: number;
+  yearMonth: string;
+}
+
+export function dateParts(dateKey: string): DateParts {
+  const year = Number(dateKey.slice(0, 4));
+  const month = Number(dateKey.slice(5, 7));
+  const day = Number(dateKey.slice(8, 10));
+  const time = Date.UTC(year, month - 1, day);
+  const dayOfWeek = ((new Date(time).getUTCDay() + 6) % 7) + 1;
+  // ISO week: the week holding this week's Thursday.
+  const thursday = new Date(time + (4 - dayOfWeek) * 86_400_000);
+  const weekYearStart = Date.UTC(thursday.getUTCFullYear(), 0, 1);
+  const isoWeek = Math.floor((thursday.getTime() - weekYearStart) / 86_400_000 / 7) + 1;
+  return {
+    dateKey,
+    year,
+    quarter: Math.floor((month - 1) / 3) + 1,
+    month,
+    dayOfMonth: day,
+    dayOfWeek,
+    isoWeek,
+    yearMonth: dateKey.slice(0, 7),
+  };
+}

@@ -1,0 +1,509 @@
+// The batch loader: the ETL's last step (gold → staging). Checks the folder, then streams the six
+// files in dependency order, validates every row against the contract, quarantines what breaks
+// it, and upserts the rest chunk by chunk (one transaction per chunk) while the next chunk is
+// being parsed. One etl_batch row per run, with a landing and a staging stage row.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Pool, PoolConnection } from 'mysql2/promise';
+import { createPool } from '../db/client.js';
+import { uuidv7 } from './batch-id.js';
+import {
+  FILES,
+  HEADERS,
+  KEY_OF,
+  LOAD_ORDER,
+  validateRecord,
+  type FileKind,
+  type ItemRow,
+  type OrderRow,
+  type ProductRow,
+  type RowsByKind,
+} from './contract.js';
+import { joinCsv, readCsv, readHeader } from './read.js';
+import {
+  countWritten,
+  failBatch,
+  findOrders,
+  findSellers,
+  finishStage,
+  insertBatch,
+  insertRejected,
+  readTranslations,
+  setBatchStatus,
+  sqlTimestamp,
+  startStage,
+  upsertCustomers,
+  upsertItems,
+  upsertOrders,
+  upsertProducts,
+  upsertSellers,
+  upsertTranslations,
+  withTransaction,
+  type ItemWithPurchase,
+  type RejectedRow,
+} from './upsert.js';
+
+export type FileName = (typeof FILES)[FileKind];
+
+export interface LoadOptions {
+  databaseUrl: string;
+  dir: string;
+  /** Free text naming the origin; default `olist-csv:<basename of dir>`. */
+  source?: string;
+  /** The batch's ingestion timestamp (etl_batch.created_at); default now. */
+  ingestedAt?: Date | string;
+  /** Valid rows per statement and transaction; default 2000. */
+  chunkSize?: number;
+  /** Concurrent writer connections; default 2. */
+  writers?: number;
+  /** Progress messages (the CLI sends them to stderr); default silent. */
+  log?: (message: string) => void;
+}
+
+export interface FileSummary {
+  /** Data rows read (header excluded). */
+  read: number;
+  /** Distinct rows this batch wrote to the file's table. */
+  loaded: number;
+  /** Rows quarantined in etl_rejected_row (contract or reference broken). */
+  rejected: number;
+  /** Valid rows superseded by a later row with the same key in the batch. */
+  duplicates: number;
+}
+
+export interface LoadSummary {
+  batchId: string;
+  status: 'succeeded';
+  files: Record<FileName, FileSummary>;
+  durationMs: number;
+}
+
+/**
+ * An expected failure. `input`: the folder is unusable (missing file, wrong header, bad option);
+ * nothing was written. `failed`: the batch started and was marked failed.
+ */
+export class LoadError extends Error {
+  override readonly name = 'LoadError';
+  constructor(
+    message: string,
+    readonly kind: 'input' | 'failed',
+    readonly batchId?: string,
+  ) {
+    super(message);
+  }
+}
+
+const DEFAULT_CHUNK_SIZE = 2000;
+const MAX_CHUNK_SIZE = 10_000;
+/** Chunks queued for writing while the next one is parsed: bounds memory. */
+const MAX_PENDING_WRITES = 2;
+const DEFAULT_WRITERS = 2;
+
+/** Checks that every file exists and carries exactly its expected header; returns problems. */
+export async function checkFolder(dir: string): Promise<string[]> {
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory()) return [`${dir}: not a directory`];
+  } catch {
+    return [`${dir}: folder not found`];
+  }
+  const problems: string[] = [];
+  for (const kind of LOAD_ORDER) {
+    const name = FILES[kind];
+    const file = path.join(dir, name);
+    try {
+      const info = await stat(file);
+      if (!info.isFile()) {
+        problems.push(`${name}: not a regular file`);
+        continue;
+      }
+    } catch {
+      problems.push(`${name}: file missing in ${dir}`);
+      continue;
+    }
+    const found = await readHeader(file);
+    const expected: readonly string[] = HEADERS[kind];
+    if (found.length !== expected.length || found.some((field, i) => field !== expected[i])) {
+      problems.push(
+        `${name}: unexpected header: expected "${expected.join(',')}", found "${found.length === 0 ? '(empty)' : found.join(',')}"`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** Runs write tasks one after the other on one connection, at most `limit` queued at a time. */
+class SerialWriter {
+  private tail: Promise<void> = Promise.resolve();
+  private readonly inflight = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly conn: PoolConnection,
+    private readonly limit: number,
+  ) {}
+
+  async push(task: (conn: PoolConnection) => Promise<void>): Promise<void> {
+    this.throwIfFailed();
+    while (this.inflight.size >= this.limit) {
+      await Promise.race(this.inflight);
+      this.throwIfFailed();
+    }
+    const run = this.tail
+      .then(async () => {
+        if (this.failure === undefined) await task(this.conn);
+      })
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      });
+    this.tail = run;
+    this.inflight.add(run);
+    void run.then(() => this.inflight.delete(run));
+  }
+
+  async drain(): Promise<void> {
+    await this.tail;
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure.error;
+  }
+}
+
+/**
+ * One SerialWriter per connection; a row goes to the partition of its key's hash, so the
+ * chunks holding a given key are always written in file order by the same connection (the last
+ * occurrence wins) while different keys are written concurrently.
+ */
+class PartitionedWriter {
+  constructor(readonly partitions: SerialWriter[]) {}
+
+  async drain(): Promise<void> {
+    for (const writer of this.partitions) await writer.drain();
+  }
+}
+
+function partitionOf(key: string, partitions: number): number {
+  let hash = 0;
+  for (let i = 0; i < key.length; i += 1) hash = (hash * 31 + key.charCodeAt(i)) | 0;
+  return (hash >>> 0) % partitions;
+}
+
+const RETRYABLE_ERRNOS = new Set([1213 /* deadlock */, 1205 /* lock wait timeout */]);
+const MAX_ATTEMPTS = 5;
+
+function isRetryable(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'errno' in error && RETRYABLE_ERRNOS.has(Number(error.errno));
+}
+
+interface FileStats {
+  read: number;
+  valid: number;
+  contractRejected: number;
+  referenceRejected: number;
+}
+
+/** A valid row with where it came from, so that a later (reference) reject can quote it. */
+export interface SourcedRow<T> {
+  row: T;
+  line: number;
+  fields: string[];
+}
+
+interface ChunkResult {
+  /** Rows rejected on references, quarantined in the same transaction. */
+  refused?: RejectedRow[];
+  /** Runs once the transaction committed. */
+  committed?: () => void;
+}
+
+/** Writes one partition of a chunk inside its transaction. Must be safe to retry. */
+type ChunkWriter<K extends FileKind> = (
+  conn: PoolConnection,
+  rows: SourcedRow<RowsByKind[K]>[],
+  partition: number,
+) => Promise<ChunkResult | void>;
+
+interface Context {
+  batchId: string;
+  dir: string;
+  chunkSize: number;
+  writer: PartitionedWriter;
+  log: (message: string) => void;
+}
+
+async function loadFile<K extends FileKind>(
+  ctx: Context,
+  kind: K,
+  writeChunk: ChunkWriter<K>,
+  partitionKey: (row: RowsByKind[K]) => string = KEY_OF[kind] as (row: RowsByKind[K]) => string,
+): Promise<FileStats> {
+  const name = FILES[kind];
+  const stats: FileStats = { read: 0, valid: 0, contractRejected: 0, referenceRejected: 0 };
+  const keyOf = KEY_OF[kind] as (row: RowsByKind[K]) => string;
+  const partitions = ctx.writer.partitions;
+  const started = Date.now();
+  let rows = new Map<string, SourcedRow<RowsByKind[K]>>();
+  let rejected: RejectedRow[] = [];
+
+  const flush = async (): Promise<void> => {
+    if (rows.size === 0 && rejected.length === 0) return;
+    const parts: SourcedRow<RowsByKind[K]>[][] = partitions.map(() => []);
+    for (const entry of rows.values()) parts[partitionOf(partitionKey(entry.row), partitions.length)]?.push(entry);
+    const chunkRejected = rejected;
+    rows = new Map();
+    rejected = [];
+    for (let p = 0; p < partitions.length; p += 1) {
+      const partRows = parts[p] ?? [];
+      // Contract rejects ride with the first partition.
+      const partRejected = p === 0 ? chunkRejected : [];
+      if (partRows.length === 0 && partRejected.length === 0) continue;
+      await partitions[p]?.push(async (conn) => {
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            // Rows and their quarantine commit together: a chunk is all or nothing.
+            const result = await withTransaction(conn, async () => {
+              const written = partRows.length > 0 ? await writeChunk(conn, partRows, p) : undefined;
+              await insertRejected(conn, ctx.batchId, [...partRejected, ...(written?.refused ?? [])]);
+              return written;
+            });
+            stats.referenceRejected += result?.refused?.length ?? 0;
+            result?.committed?.();
+            return;
+          } catch (error) {
+            if (!isRetryable(error) || attempt >= MAX_ATTEMPTS) throw error;
+            ctx.log(`${name}: ${error instanceof Error ? error.message : 'lock conflict'}; retrying chunk (attempt ${attempt + 1})`);
+          }
+        }
+      });
+    }
+  };
+
+  for await (const { line, record } of readCsv(path.join(ctx.dir, name), name)) {
+    stats.read += 1;
+    const result = validateRecord(kind, record);
+    if (result.ok) {
+      stats.valid += 1;
+      // Same key twice: the later occurrence replaces the earlier one.
+      rows.set(keyOf(result.row), { row: result.row, line, fields: record });
+    } else {
+      stats.contractRejected += 1;
+      rejected.push({ file: name, line, reason: result.reason, raw: joinCsv(record) });
+    }
+    if (rows.size + rejected.length >= ctx.chunkSize) await flush();
+  }
+  await flush();
+  const seconds = (Date.now() - started) / 1000;
+  ctx.log(
+    `${name}: read ${stats.read}, contract rejects ${stats.contractRejected} (${Math.round(stats.read / Math.max(seconds, 0.001))} rows/s)`,
+  );
+  return stats;
+}
+
+function distinct(values: Iterable<string>): string[] {
+  return [...new Set(values)];
+}
+
+function parseIngestedAt(value: Date | string | undefined): Date {
+  if (value === undefined) return new Date();
+  const date = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(date.getTime()) || (typeof value === 'string' && !/^\d{4}-\d{2}-\d{2}T/.test(value))) {
+    throw new LoadError(`invalid ingestion timestamp "${String(value)}": expected an ISO 8601 date-time`, 'input');
+  }
+  return date;
+}
+
+export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
+  const began = Date.now();
+  const log = options.log ?? (() => undefined);
+  const dir = path.resolve(options.dir);
+  const ingestedAt = parseIngestedAt(options.ingestedAt);
+  const source = options.source ?? `olist-csv:${path.basename(dir)}`;
+  if (source.length === 0 || source.length > 128) {
+    throw new LoadError(`invalid source "${source}": 1 to 128 characters`, 'input');
+  }
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
+    throw new LoadError(`invalid chunk size ${chunkSize}: an integer from 1 to ${MAX_CHUNK_SIZE}`, 'input');
+  }
+
+  // Nothing is written before the whole folder is known to be readable.
+  const problems = await checkFolder(dir);
+  if (problems.length > 0) {
+    throw new LoadError(`folder rejected, nothing loaded:\n  ${problems.join('\n  ')}`, 'input');
+  }
+
+  const writers = options.writers ?? DEFAULT_WRITERS;
+  const pool: Pool = createPool(options.databaseUrl, { connectionLimit: writers + 1 });
+  const batchId = uuidv7(ingestedAt.getTime());
+  let batchStarted = false;
+  try {
+    const startedAt = sqlTimestamp(new Date());
+    await insertBatch(pool, { batchId, source, createdAt: sqlTimestamp(ingestedAt) });
+    batchStarted = true;
+    await startStage(pool, { batchId, stage: 'landing', startedAt });
+    await startStage(pool, { batchId, stage: 'staging', startedAt });
+    log(`batch ${batchId} started (source ${source})`);
+
+    const conns: PoolConnection[] = [];
+    const stats = new Map<FileKind, FileStats>();
+    try {
+      for (let i = 0; i < writers; i += 1) {
+        const conn = await pool.getConnection();
+        conns.push(conn);
+        // Row locks only, no gap locks: concurrent chunk upserts of distinct keys rarely conflict.
+        await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      }
+      const writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
+      const ctx: Context = { batchId, dir, chunkSize, writer, log };
+
+      stats.set(
+        'translation',
+        await loadFile(ctx, 'translation', async (c, rows) => {
+          await upsertTranslations(c, batchId, rows.map((r) => r.row));
+        }),
+      );
+      stats.set(
+        'sellers',
+        await loadFile(ctx, 'sellers', async (c, rows) => {
+          await upsertSellers(c, batchId, rows.map((r) => r.row));
+        }),
+      );
+      stats.set(
+        'customers',
+        await loadFile(ctx, 'customers', async (c, rows) => {
+          await upsertCustomers(c, batchId, rows.map((r) => r.row));
+        }),
+      );
+
+      // Translations of this batch must be committed before products look them up.
+      await ctx.writer.drain();
+      const translations = await readTranslations(pool);
+      stats.set(
+        'products',
+        await loadFile(ctx, 'products', async (c, rows: SourcedRow<ProductRow>[]) => {
+          await upsertProducts(
+            c,
+            batchId,
+            rows.map(({ row: r }) => ({
+              ...r,
+              categoryNameEnglish: r.categoryName === null ? null : (translations.get(r.categoryName) ?? null),
+            })),
+          );
+        }),
+      );
+
+      // dim_date: each writer upserts a calendar day once per batch (days are few).
+      const daysWritten = conns.map(() => new Set<string>());
+      stats.set(
+        'orders',
+        await loadFile(
+          ctx,
+          'orders',
+          async (c, rows: SourcedRow<OrderRow>[], partition) => {
+            const seen = daysWritten[partition] ?? new Set<string>();
+            const days = distinct(rows.map((r) => r.row.purchasedAt.slice(0, 10)))
+              .filter((d) => !seen.has(d))
+              .sort();
+            await upsertOrders(c, batchId, rows.map((r) => r.row), days);
+            return { committed: () => days.forEach((d) => seen.add(d)) };
+          },
+          (row) => row.orderId,
+        ),
+      );
+      // Items check their order and seller in the database: every order and seller chunk is
+      // committed (drained) before the first item chunk is parsed.
+      await ctx.writer.drain();
+      stats.set(
+        'items',
+        await loadFile(
+          ctx,
+          'items',
+          async (c, rows: SourcedRow<ItemRow>[]) => {
+            const orders = await findOrders(c, distinct(rows.map((r) => r.row.orderId)));
+            const sellers = await findSellers(c, distinct(rows.map((r) => r.row.sellerId)));
+            const accepted: ItemWithPurchase[] = [];
+            const refused: RejectedRow[] = [];
+            for (const { row, line, fields } of rows) {
+              const purchasedAt = orders.get(row.orderId);
+              const problems: string[] = [];
+              if (purchasedAt === undefined) {
+                problems.push(`order_id: unknown order, neither in this batch nor in the database (got "${row.orderId}")`);
+              }
+              if (!sellers.has(row.sellerId)) {
+                problems.push(`seller_id: unknown seller, neither in this batch nor in the database (got "${row.sellerId}")`);
+              }
+              if (purchasedAt === undefined || problems.length > 0) {
+                refused.push({ file: FILES.items, line, reason: problems.join('; '), raw: joinCsv(fields) });
+              } else {
+                accepted.push({ ...row, purchasedAt });
+              }
+            }
+            await upsertItems(c, batchId, accepted);
+            return { refused };
+          },
+          // Same partition as the item's order: its purchased_at re-alignment runs on that writer.
+          (row) => row.orderId,
+        ),
+      );
+      const landingFinishedAt = sqlTimestamp(new Date());
+      await ctx.writer.drain();
+
+      const files = {} as Record<FileName, FileSummary>;
+      let landingIn = 0;
+      let landingOut = 0;
+      let landingRejected = 0;
+      let stagingOut = 0;
+      let stagingRejected = 0;
+      for (const kind of LOAD_ORDER) {
+        const s = stats.get(kind) ?? { read: 0, valid: 0, contractRejected: 0, referenceRejected: 0 };
+        const loaded = await countWritten(pool, kind, batchId);
+        files[FILES[kind]] = {
+          read: s.read,
+          loaded,
+          rejected: s.contractRejected + s.referenceRejected,
+          duplicates: s.valid - s.referenceRejected - loaded,
+        };
+        landingIn += s.read;
+        landingOut += s.valid;
+        landingRejected += s.contractRejected;
+        stagingOut += loaded;
+        stagingRejected += s.referenceRejected;
+      }
+      await finishStage(pool, {
+        batchId,
+        stage: 'landing',
+        finishedAt: landingFinishedAt,
+        status: 'succeeded',
+        rowsIn: landingIn,
+        rowsOut: landingOut,
+        rowsRejected: landingRejected,
+      });
+      await finishStage(pool, {
+        batchId,
+        stage: 'staging',
+        finishedAt: sqlTimestamp(new Date()),
+        status: 'succeeded',
+        rowsIn: landingOut,
+        rowsOut: stagingOut,
+        rowsRejected: stagingRejected,
+      });
+      await setBatchStatus(pool, batchId, 'succeeded');
+      const summary: LoadSummary = { batchId, status: 'succeeded', files, durationMs: Date.now() - began };
+      log(`batch ${batchId} succeeded in ${summary.durationMs} ms`);
+      return summary;
+    } finally {
+      for (const conn of conns) conn.release();
+    }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (batchStarted) {
+      await failBatch(pool, batchId, sqlTimestamp(new Date())).catch(() => undefined);
+      throw new LoadError(`batch ${batchId} failed: ${message}`, 'failed', batchId);
+    }
+    throw new LoadError(`cannot start the batch: ${message}`, 'failed');
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,0 +1,136 @@
+import type { FastifyInstance } from 'fastify';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { bearer, mintToken } from '../helpers/tokens.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+const alpha = bearer(mintToken({ sellerId: SELLERS.alpha }));
+
+function expectProblem(response: request.Response, status: number): void {
+  expect(response.status).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(response.body).toEqual(
+    expect.objectContaining({ type: expect.stringMatching(/^https:\/\//), title: expect.any(String), status, detail: expect.any(String) }),
+  );
+  expect(JSON.stringify(response.body)).not.toMatch(/SELECT|mysql|ER_|at .*\.ts:\d+|stack/i);
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('errors');
+  await seedMarketplace(db.pool, 10);
+  app = await buildTestApp(db.url, { JWT_ISSUER: 'https://issuer.test', JWT_AUDIENCE: 'order-items-api' });
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.drop();
+});
+
+const good = (claims: Record<string, unknown> = {}, options: Parameters<typeof mintToken>[0] = {}) =>
+  mintToken({ sellerId: SELLERS.alpha, claims: { iss: 'https://issuer.test', aud: 'order-items-api', ...claims }, ...options });
+
+describe('400: the offending parameter is named', () => {
+  it.each([
+    ['/v1/order-items?limit=0', 'limit'],
+    ['/v1/order-items?limit=201', 'limit'],
+    ['/v1/order-items?limit=ten', 'limit'],
+    ['/v1/order-items?status=lost', 'status'],
+    ['/v1/order-items?from=yesterday', 'from'],
+    ['/v1/order-items?from=2017-02-30', 'from'],
+    ['/v1/order-items?from=2017-03-01&to=2017-02-01', 'to'],
+    ['/v1/order-items?orderId=XYZ', 'orderId'],
+    ['/v1/order-items?sort=price', 'sort'],
+    ['/v1/order-items?limit=1&limit=2', 'limit'],
+    ['/v1/order-items/summary?groupBy=week', 'groupBy'],
+    ['/v1/order-items/not-an-id/1', 'orderId'],
+    [`/v1/order-items/${'a'.repeat(32)}/0`, 'orderItemId'],
+    ['/v1/orders/123', 'orderId'],
+  ])('GET %s → 400 naming %s', async (url, parameter) => {
+    const response = await request(app.server).get(url).set(bearer(good()));
+    expectProblem(response, 400);
+    expect(response.body.invalidParams[0].name).toBe(parameter);
+    expect(response.body.detail).toContain(parameter);
+  });
+});
+
+describe('401: with WWW-Authenticate: Bearer', () => {
+  const cases: [string, Record<string, string>][] = [
+    ['missing token', {}],
+    ['malformed header', { authorization: 'Token abc' }],
+    ['not a JWT', { authorization: 'Bearer abc.def' }],
+    ['expired', bearer(good({}, { expiresInSeconds: -120 }))],
+    ['bad signature', bearer(good({}, { secret: 'another-secret-that-is-32-bytes-long!!!' }))],
+    ['wrong issuer', bearer(good({ iss: 'https://evil.test' }))],
+    ['wrong audience', bearer(good({ aud: 'someone-else' }))],
+    ['missing tenant claim', bearer(mintToken({ claims: { iss: 'https://issuer.test', aud: 'order-items-api' } }))],
+    ['malformed tenant claim', bearer(good({ tenant_id: 'ABC' }))],
+    ['numeric tenant claim', bearer(good({ tenant_id: 0 }))],
+  ];
+  it.each(cases)('%s → 401', async (_name, headers) => {
+    const response = await request(app.server).get('/v1/order-items').set(headers);
+    expectProblem(response, 401);
+    expect(response.headers['www-authenticate']).toMatch(/^Bearer/);
+  });
+
+  it('when a token lacks exp, then 401', async () => {
+    const { createSigner } = await import('fast-jwt');
+    const token = createSigner({ key: 'test-secret-that-is-at-least-32-bytes-long!!', noTimestamp: true })({
+      tenant_id: SELLERS.alpha,
+      scope: 'order-items:read',
+      iss: 'https://issuer.test',
+      aud: 'order-items-api',
+    });
+    expectProblem(await request(app.server).get('/v1/order-items').set(bearer(token)), 401);
+  });
+});
+
+describe('403: a valid token without the route’s scope', () => {
+  it('when the token has only pipeline scopes, then data routes answer 403', async () => {
+    const response = await request(app.server).get('/v1/order-items').set(bearer(good({ scope: 'pipeline:read pipeline:write' })));
+    expectProblem(response, 403);
+    expect(response.body.detail).toContain('order-items:read');
+  });
+
+  it('when scopes come as an scp array, then they count', async () => {
+    await request(app.server).get('/v1/order-items').set(bearer(good({ scope: undefined, scp: ['order-items:read'] }))).expect(200);
+  });
+});
+
+describe('404', () => {
+  it('when the route does not exist, then 404 problem+json', async () => {
+    expectProblem(await request(app.server).get('/v1/nothing-here').set(bearer(good())), 404);
+  });
+});
+
+describe('503 when the database is unreachable', () => {
+  it('when MySQL does not answer, then data routes give 503 problem+json with Retry-After, readyz 503 and healthz 200', async () => {
+    const down = await buildTestApp('mysql://root@127.0.0.1:1/unreachable', {}, {});
+    try {
+      const token = mintToken({ sellerId: SELLERS.alpha });
+      const response = await request(down.server).get('/v1/order-items').set(bearer(token));
+      expectProblem(response, 503);
+      expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+      const ready = await request(down.server).get('/readyz');
+      expectProblem(ready, 503);
+      await request(down.server).get('/healthz').expect(200, { status: 'ok' });
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('when the schema is missing, then the client gets 503 without SQL or driver text', async () => {
+    const empty = await createTestDatabase('errors_empty');
+    await empty.pool.query('DROP TABLE fact_order_item');
+    const broken = await buildTestApp(empty.url);
+    try {
+      const response = await request(broken.server).get('/v1/order-items').set(alpha);
+      expectProblem(response, 503);
+    } finally {
+      await broken.close();
+      await empty.drop();
+    }
+  });
+});

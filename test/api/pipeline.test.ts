@@ -1,0 +1,143 @@
+import type { FastifyInstance } from 'fastify';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { FIXTURE_BATCH, SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { bearer, mintToken } from '../helpers/tokens.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+const writer = bearer(mintToken({ scope: 'pipeline:write' }));
+const reader = bearer(mintToken({ scope: 'pipeline:read' }));
+
+const put = (batchId: string, stage: string, body: Record<string, unknown>, headers = writer) =>
+  request(app.server).put(`/v1/pipeline/batches/${batchId}/stages/${stage}`).set(headers).send(body);
+
+beforeAll(async () => {
+  db = await createTestDatabase('pipeline');
+  await seedMarketplace(db.pool, 6);
+  app = await buildTestApp(db.url);
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.drop();
+});
+
+describe('PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
+  it('when a stage reports first, then the batch is created with its ingestion time and the call is idempotent', async () => {
+    const body = { startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: 10, ingestedAt: '2026-01-01T09:59:00Z', source: 'spark:orders' };
+    const created = await put('b-1', 'source', body).expect(201);
+    expect(created.body).toMatchObject({ stage: 'source', status: 'running', startedAt: '2026-01-01T10:00:00.000Z', finishedAt: null, rowsIn: 10 });
+    await put('b-1', 'source', body).expect(200);
+    const [stages] = await db.pool.query("SELECT COUNT(*) AS n FROM etl_batch_stage WHERE batch_id = 'b-1'");
+    expect(stages).toEqual([{ n: 1 }]);
+    const [batches] = await db.pool.query("SELECT source, created_at, status FROM etl_batch WHERE batch_id = 'b-1'");
+    expect(batches).toEqual([{ source: 'spark:orders', created_at: '2026-01-01 09:59:00.000', status: 'running' }]);
+  });
+
+  it('when a running stage finishes, then it is updated; once finished, the same report is accepted and a different one is 409', async () => {
+    const finished = { startedAt: '2026-01-01T10:00:00Z', finishedAt: '2026-01-01T10:02:30Z', status: 'succeeded', rowsIn: 10, rowsOut: 9, rowsRejected: 1 };
+    const response = await put('b-1', 'source', finished).expect(200);
+    expect(response.body).toMatchObject({ durationSeconds: 150, rowsOut: 9, rowsRejected: 1, status: 'succeeded' });
+    await put('b-1', 'source', finished).expect(200);
+    const changed = await put('b-1', 'source', { ...finished, rowsOut: 8 }).expect(409);
+    expect(changed.headers['content-type']).toMatch(/problem\+json/);
+  });
+
+  it.each([
+    [{ startedAt: '2026-01-01T10:00:00Z', finishedAt: '2026-01-01T09:00:00Z', status: 'succeeded' }, 'finishedAt'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'succeeded' }, 'finishedAt'],
+    [{ startedAt: 'not a date', status: 'running' }, 'startedAt'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'done' }, 'status'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: -1 }, 'rowsIn'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', extra: 1 }, 'extra'],
+  ])('when the report is invalid (%j), then 400 names %s', async (body, field) => {
+    const response = await put('b-2', 'landing', body).expect(400);
+    expect(response.body.invalidParams[0].name).toBe(field);
+  });
+
+  it('when the stage is unknown or is the API’s own, then 400', async () => {
+    expect((await put('b-2', 'platinum', { startedAt: '2026-01-01T10:00:00Z', status: 'running' }).expect(400)).body.invalidParams[0].name).toBe('stage');
+    await put('b-2', 'api', { startedAt: '2026-01-01T10:00:00Z', status: 'running' }).expect(400);
+  });
+
+  it('when the token lacks pipeline:write, then 403, even with a tenant claim', async () => {
+    const body = { startedAt: '2026-01-01T10:00:00Z', status: 'running' };
+    await put('b-3', 'bronze', body, reader).expect(403);
+    await put('b-3', 'bronze', body, bearer(mintToken({ sellerId: SELLERS.alpha }))).expect(403);
+    await put('b-3', 'bronze', body, bearer(mintToken({ sellerId: SELLERS.alpha, scope: 'order-items:read pipeline:read' }))).expect(403);
+  });
+
+  it('when a stage fails, then the batch is failed', async () => {
+    await put('b-4', 'silver', { startedAt: '2026-01-02T10:00:00Z', finishedAt: '2026-01-02T10:01:00Z', status: 'failed' }).expect(201);
+    const [rows] = await db.pool.query("SELECT status FROM etl_batch WHERE batch_id = 'b-4'");
+    expect(rows).toEqual([{ status: 'failed' }]);
+  });
+});
+
+describe('GET /v1/pipeline/batches', () => {
+  it('when stages were reported, then the batch shows each stage in pipeline order, the gaps, the total and the slowest step', async () => {
+    const stages: [string, string, string][] = [
+      ['source', '2026-02-01T00:00:10Z', '2026-02-01T00:01:00Z'],
+      ['landing', '2026-02-01T00:01:30Z', '2026-02-01T00:02:00Z'],
+      ['gold', '2026-02-01T00:05:00Z', '2026-02-01T00:06:00Z'],
+      ['staging', '2026-02-01T00:20:00Z', '2026-02-01T00:21:00Z'],
+    ];
+    for (const [stage, startedAt, finishedAt] of [...stages].reverse()) {
+      await put('b-timeline', stage, { startedAt, finishedAt, status: 'succeeded', ingestedAt: '2026-02-01T00:00:00Z' }).expect(201);
+    }
+    const response = await request(app.server).get('/v1/pipeline/batches/b-timeline').set(reader).expect(200);
+    expect(response.body.stages.map((s: { stage: string }) => s.stage)).toEqual(['source', 'landing', 'gold', 'staging']);
+    expect(response.body.stages.map((s: { gapSeconds: number }) => s.gapSeconds)).toEqual([10, 30, 180, 840]);
+    expect(response.body.stages.map((s: { lagSeconds: number }) => s.lagSeconds)).toEqual([60, 120, 360, 1260]);
+    expect(response.body).toMatchObject({ ingestedAt: '2026-02-01T00:00:00.000Z', status: 'succeeded', endToEndSeconds: 1260 });
+    expect(response.body.slowestStep).toEqual({ stage: 'staging', kind: 'gap', seconds: 840 });
+  });
+
+  it('when listing, then batches come newest ingestion first and pages chain through a cursor', async () => {
+    const first = await request(app.server).get('/v1/pipeline/batches?limit=2').set(reader).expect(200);
+    const all = [...first.body.batches];
+    let cursor = first.body.nextCursor as string | null;
+    while (cursor !== null) {
+      const next = await request(app.server).get(`/v1/pipeline/batches?limit=2&cursor=${encodeURIComponent(cursor)}`).set(reader).expect(200);
+      all.push(...next.body.batches);
+      cursor = next.body.nextCursor;
+    }
+    const [rows] = await db.pool.query('SELECT batch_id FROM etl_batch ORDER BY created_at DESC, batch_id DESC');
+    expect(all.map((b: { batchId: string }) => b.batchId)).toEqual((rows as { batch_id: string }[]).map((r) => r.batch_id));
+  });
+
+  it('when the batch does not exist, then 404; when the token is a data token, then 403', async () => {
+    await request(app.server).get('/v1/pipeline/batches/nope').set(reader).expect(404);
+    await request(app.server).get('/v1/pipeline/batches').set(bearer(mintToken({ sellerId: SELLERS.alpha }))).expect(403);
+    await request(app.server).get('/v1/pipeline/batches').set(writer).expect(403);
+  });
+});
+
+describe('the API’s own stage', () => {
+  it('when data from a batch is served many times, then stage api is recorded once, with the first time', async () => {
+    const token = bearer(mintToken({ sellerId: SELLERS.alpha }));
+    const before = Date.now();
+    await Promise.all(Array.from({ length: 10 }, () => request(app.server).get('/v1/order-items?limit=1').set(token).expect(200)));
+    await app.firstServed.settled();
+    await request(app.server).get('/v1/order-items/summary?groupBy=day').set(token).expect(200);
+    await app.firstServed.settled();
+    const [rows] = await db.pool.query("SELECT started_at, finished_at, status FROM etl_batch_stage WHERE batch_id = ? AND stage = 'api'", [FIXTURE_BATCH]);
+    const recorded = rows as { started_at: string; finished_at: string; status: string }[];
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]?.status).toBe('succeeded');
+    const servedAt = Date.parse(`${recorded[0]?.finished_at.replace(' ', 'T')}Z`);
+    expect(servedAt).toBeGreaterThanOrEqual(before - 5);
+    expect(servedAt).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('when another replica recorded an earlier first-served time, then the earliest is kept', async () => {
+    const { recordFirstServed } = await import('../../src/modules/pipeline/repository.js');
+    await recordFirstServed(app.db, 'b-replicas', '2026-03-01 00:00:05.000');
+    await recordFirstServed(app.db, 'b-replicas', '2026-03-01 00:00:02.000');
+    await recordFirstServed(app.db, 'b-replicas', '2026-03-01 00:00:09.000');
+    const [rows] = await db.pool.query("SELECT started_at, finished_at FROM etl_batch_stage WHERE batch_id = 'b-replicas'");
+    expect(rows).toEqual([{ started_at: '2026-03-01 00:00:02.000', finished_at: '2026-03-01 00:00:02.000' }]);
+  });
+});

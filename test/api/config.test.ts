@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const SECRET = 'x'.repeat(32);
+
+describe('loadConfig', () => {
+  it('when only a secret is given, then the documented defaults apply', () => {
+    const config = loadConfig({ JWT_SECRET: SECRET });
+    expect(config).toMatchObject({
+      databaseUrl: 'mysql://root@127.0.0.1:3306/order_items',
+      host: '127.0.0.1',
+      port: 3000,
+      metricsPort: 9464,
+      jwt: { key: { kind: 'secret' }, tenantClaim: 'tenant_id', issuer: undefined, audience: undefined },
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.jwt)).toBe(true);
+  });
+
+  it.each([
+    [{}, 'JWT_SECRET'],
+    [{ JWT_SECRET: 'short' }, 'at least 32 bytes'],
+    [{ JWT_SECRET: SECRET, JWT_JWKS_URL: 'https://idp.test/jwks.json' }, 'exactly one'],
+    [{ JWT_SECRET: SECRET, PORT: 'eighty' }, 'PORT'],
+    [{ JWT_SECRET: SECRET, PORT: '70000' }, 'PORT'],
+    [{ JWT_SECRET: SECRET, LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ JWT_SECRET: SECRET, DATABASE_URL: 'postgres://x/y' }, 'DATABASE_URL'],
+    [{ JWT_SECRET: SECRET, JWT_CLOCK_TOLERANCE_SECONDS: '60' }, 'JWT_CLOCK_TOLERANCE_SECONDS'],
+    [{ JWT_PUBLIC_KEY: 'not a pem' }, 'JWT_PUBLIC_KEY'],
+    [{ JWT_SECRET: `-----BEGIN PUBLIC KEY-----\n${'A'.repeat(64)}\n-----END PUBLIC KEY-----` }, 'PEM'],
+  ])('when the environment is %j, then startup stops with a message naming %s', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});

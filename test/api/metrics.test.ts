@@ -1,0 +1,117 @@
+import type { FastifyInstance } from 'fastify';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { bearer, mintToken } from '../helpers/tokens.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let metricsUrl: string;
+
+async function scrape(): Promise<string> {
+  const response = await fetch(metricsUrl);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+  return response.text();
+}
+
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('metrics');
+  await seedMarketplace(db.pool, 8, new Date(Date.now() - 120_000));
+  // Stage reports of an upstream batch whose gold stage took the longest.
+  await db.pool.query(
+    `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, rows_in, rows_out, rows_rejected, status) VALUES
+     ('fixture-batch-1', 'landing', NOW(3) - INTERVAL 118 SECOND, NOW(3) - INTERVAL 117 SECOND, 10, 9, 1, 'succeeded'),
+     ('fixture-batch-1', 'gold', NOW(3) - INTERVAL 110 SECOND, NOW(3) - INTERVAL 50 SECOND, 9, 9, 0, 'succeeded'),
+     ('stuck-batch', 'silver', NOW(3) - INTERVAL 30 SECOND, NULL, NULL, NULL, NULL, 'running')`,
+  );
+  app = await buildTestApp(db.url);
+  const port = await app.listenMetrics('127.0.0.1', 0);
+  metricsUrl = `http://127.0.0.1:${port}/metrics`;
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.drop();
+});
+
+describe('/metrics', () => {
+  it('is served on its own listener, not on the API', async () => {
+    await request(app.server).get('/metrics').expect(404);
+    expect((await fetch(metricsUrl.replace('/metrics', '/other'))).status).toBe(404);
+  });
+
+  it('when data is served, then request, DB read and end-to-end latency are observed with bounded labels', async () => {
+    const token = bearer(mintToken({ sellerId: SELLERS.alpha }));
+    await request(app.server).get('/v1/order-items?limit=2').set(token).expect(200);
+    const item = (await request(app.server).get('/v1/order-items?limit=1').set(token)).body.items[0];
+    await request(app.server).get(`/v1/order-items/${item.orderId}/${item.orderItemId}`).set(token).expect(200);
+    await request(app.server).get(`/v1/order-items/${'0'.repeat(32)}/1`).set(token).expect(404);
+    const text = await scrape();
+    expect(sample(text, 'http_request_duration_seconds_count', { route: '/v1/order-items', status_code: '200', method: 'GET' })).toBe(2);
+    expect(sample(text, 'http_request_duration_seconds_count', { route: '/v1/order-items/:orderId/:orderItemId', status_code: '404' })).toBe(1);
+    expect(sample(text, 'db_query_duration_seconds_count', { query: 'listOrderItems' })).toBe(2);
+    expect(sample(text, 'db_query_duration_seconds_count', { query: 'getOrderItem' })).toBe(2);
+    // Only successful data requests count towards the e2e SLI, and the SLO bucket is exact.
+    expect(sample(text, 'order_items_e2e_latency_seconds_count', { route: '/v1/order-items' })).toBe(2);
+    expect(sample(text, 'order_items_e2e_latency_seconds_count', { route: '/v1/order-items/:orderId/:orderItemId' })).toBe(1);
+    expect(sample(text, 'order_items_e2e_latency_seconds_bucket', { route: '/v1/order-items', le: '900' })).toBe(2);
+    expect(sample(text, 'order_items_e2e_latency_seconds_bucket', { route: '/v1/order-items', le: '60' })).toBe(0);
+    expect(text).not.toContain(SELLERS.alpha);
+    expect(text).not.toContain(item.orderId);
+  });
+
+  it('when the monitoring table is read, then stage duration, lag, running age, rejects and freshness are exposed', async () => {
+    await app.refreshPipelineMetrics();
+    const text = await scrape();
+    expect(sample(text, 'order_items_pipeline_stage_duration_seconds', { stage: 'gold' })).toBeCloseTo(60, 0);
+    expect(sample(text, 'order_items_pipeline_stage_lag_seconds', { stage: 'gold' })).toBeCloseTo(70, 0);
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'silver' })).toBeGreaterThanOrEqual(29);
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'gold' })).toBe(0);
+    expect(sample(text, 'etl_rejected_rows_total', { stage: 'landing' })).toBe(1);
+    expect(sample(text, 'order_items_freshness_seconds')).toBeGreaterThanOrEqual(119);
+    expect(sample(text, 'order_items_last_staged_batch_timestamp_seconds')).toBeCloseTo((Date.now() - 120_000) / 1000, -1);
+    expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+  });
+
+  it('when the API first serves a batch, then first-served is the time since ingestion', async () => {
+    await app.firstServed.settled();
+    await app.refreshPipelineMetrics();
+    const firstServed = sample(await scrape(), 'order_items_batch_first_served_seconds');
+    expect(firstServed).toBeGreaterThanOrEqual(119);
+    expect(firstServed).toBeLessThan(600);
+  });
+
+  it('every metric has HELP and TYPE, and names follow the Prometheus conventions', async () => {
+    const text = await scrape();
+    const names = new Set(text.split('\n').filter((line) => line.startsWith('# TYPE ')).map((line) => line.split(' ')[2] as string));
+    expect(names.size).toBeGreaterThan(10);
+    for (const name of names) {
+      expect(text, name).toMatch(new RegExp(`^# HELP ${name} \\S`, 'm'));
+      expect(name).toMatch(/^[a-z_][a-z0-9_]*$/);
+      const type = text.match(new RegExp(`^# TYPE ${name} (\\w+)`, 'm'))?.[1];
+      if (type === 'counter') expect(name).toMatch(/_total$/);
+      if (type === 'histogram') expect(name).toMatch(/_seconds$|_bytes$/);
+    }
+  });
+
+  it('each app has its own registry', async () => {
+    const other = await buildTestApp(db.url);
+    try {
+      expect(other.metrics.registry).not.toBe(app.metrics.registry);
+      const otherText = await other.metrics.registry.metrics();
+      expect(sample(otherText, 'db_query_duration_seconds_count', { query: 'listOrderItems' })).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+});

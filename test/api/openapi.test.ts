@@ -1,0 +1,101 @@
+// The committed contract is what the server serves, it lints, and a client generated from it
+// works against a running server, as a client team would use it.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { renderOpenApiYaml } from '../../src/openapi-document.js';
+import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { mintToken } from '../helpers/tokens.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+let db: TestDatabase;
+let app: FastifyInstance;
+let baseUrl: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase('openapi');
+  await seedMarketplace(db.pool, 12);
+  app = await buildTestApp(db.url);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  baseUrl = `http://127.0.0.1:${address.port}`;
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.drop();
+});
+
+describe('openapi.yaml', () => {
+  it('is exactly what the route declarations generate (run `npm run openapi` when this fails)', async () => {
+    expect(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8')).toBe(await renderOpenApiYaml());
+  });
+
+  it('is the document the running server serves at /openapi.json', async () => {
+    const served = (await (await fetch(`${baseUrl}/openapi.json`)).json()) as unknown;
+    expect(served).toEqual(parse(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8')));
+  });
+
+  it('passes redocly lint', () => {
+    const lint = spawnSync(join(ROOT, 'node_modules/.bin/redocly'), ['lint', 'openapi.yaml'], { cwd: ROOT, encoding: 'utf8' });
+    expect(lint.status, lint.stdout + lint.stderr).toBe(0);
+    expect(lint.stderr + lint.stdout).toMatch(/Your API description is valid/);
+  }, 60_000);
+
+  it('declares every route the server has, with its security', () => {
+    const document = parse(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8')) as { paths: Record<string, Record<string, { security: unknown[] }>> };
+    for (const spec of app.routeSpecs()) {
+      if (spec.hidden === true) continue;
+      const operation = document.paths[spec.url.replace(/:(\w+)/g, '{$1}')]?.[spec.method.toLowerCase()];
+      expect(operation, `${spec.method} ${spec.url}`).toBeDefined();
+      expect(operation?.security).toEqual(spec.access.kind === 'public' ? [] : [{ bearerAuth: [spec.access.scope] }]);
+    }
+  });
+});
+
+describe('a generated client', () => {
+  it('generates types with openapi-typescript and calls the running server through openapi-fetch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oi-client-'));
+    const typesFile = join(dir, 'api.d.ts');
+    execFileSync(join(ROOT, 'node_modules/.bin/openapi-typescript'), [join(ROOT, 'openapi.yaml'), '-o', typesFile], { stdio: 'pipe' });
+    const types = readFileSync(typesFile, 'utf8');
+    expect(types).toContain('listOrderItems');
+    expect(types).toMatch(/OrderItem: \{/);
+
+    // The client program is type-checked against the generated types before it runs.
+    const program = join(dir, 'client.ts');
+    writeFileSync(
+      program,
+      `import createClient from 'openapi-fetch';
+import type { paths } from './api.js';
+export async function firstPage(baseUrl: string, token: string) {
+  const client = createClient<paths>({ baseUrl, headers: { authorization: 'Bearer ' + token } });
+  const { data, error, response } = await client.GET('/v1/order-items', { params: { query: { limit: 3, status: 'delivered' } } });
+  if (error) throw new Error('unexpected error ' + response.status);
+  const item = data.items[0];
+  const one = item ? await client.GET('/v1/order-items/{orderId}/{orderItemId}', { params: { path: { orderId: item.orderId, orderItemId: item.orderItemId } } }) : undefined;
+  const missing = await client.GET('/v1/orders/{orderId}', { params: { path: { orderId: 'f'.repeat(32) } } });
+  return { items: data.items, freshness: data.freshness, one: one?.data, missingStatus: missing.response.status, problem: missing.error };
+}
+`,
+    );
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, skipLibCheck: true, types: [], typeRoots: [join(ROOT, 'node_modules/@types')], baseUrl: ROOT, paths: { 'openapi-fetch': [join(ROOT, 'node_modules/openapi-fetch')] } }, files: ['client.ts'] }));
+    execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(dir, 'tsconfig.json')], { stdio: 'pipe' });
+
+    const { firstPage } = (await import(program)) as {
+      firstPage(baseUrl: string, token: string): Promise<{ items: { sellerId: string; orderStatus: string }[]; freshness: unknown; one: unknown; missingStatus: number; problem: unknown }>;
+    };
+    const result = await firstPage(baseUrl, mintToken({ sellerId: SELLERS.beta }));
+    expect(result.items.length).toBeGreaterThan(0);
+    expect(result.items.every((item) => item.sellerId === SELLERS.beta && item.orderStatus === 'delivered')).toBe(true);
+    expect(result.one).toEqual(result.items[0]);
+    expect(result.missingStatus).toBe(404);
+    expect(result.problem).toMatchObject({ status: 404, title: 'Not found' });
+  }, 60_000);
+});

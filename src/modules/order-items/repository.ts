@@ -102,8 +102,12 @@ export async function listOrderItems(
   limit: number,
 ): Promise<OrderItemRow[]> {
   const params: SqlValue[] = [sellerIdOf(scope)];
+  // Without the hint a category filter makes the optimizer start from every product of the
+  // category and sort; walking the seller's index in order stops after `limit` rows instead.
+  // An orderId filter is better served by the primary key.
+  const hint = filter.orderId === undefined ? ' FORCE INDEX (ix_item_seller_purchased)' : '';
   let sql = `SELECT ${ORDER_ITEM_COLUMNS}
-  FROM fact_order_item i
+  FROM fact_order_item i${hint}
   ${ORDER_ITEM_JOINS}
  WHERE i.seller_id = ?${filterPredicates(filter, params)}`;
   if (after !== null) {

@@ -35,7 +35,7 @@ export const StageRun = z
     startedAt: Timestamp,
     finishedAt: Timestamp.nullable(),
     durationSeconds: z.number().nullable().meta({ description: 'finishedAt - startedAt.' }),
-    gapSeconds: z.number().nullable().meta({ description: "Time between the previous stage's end (or the ingestion, for the first) and this stage's start." }),
+    gapSeconds: z.number().nullable().meta({ description: "Time between the previous stage's end (or the ingestion, for the first) and this stage's start; negative when the two overlap." }),
     lagSeconds: z.number().nullable().meta({ description: 'Batch ingestion to the end of this stage.' }),
     rowsIn: z.number().int().nullable(),
     rowsOut: z.number().int().nullable(),

@@ -54,7 +54,7 @@ export interface LoadOptions {
   ingestedAt?: Date | string;
   /** Valid rows per statement and transaction; default 2000. */
   chunkSize?: number;
-  /** Concurrent writer connections; default 2. */
+  /** Concurrent writer connections; default 4. */
   writers?: number;
   /** Progress messages (the CLI sends them to stderr); default silent. */
   log?: (message: string) => void;
@@ -97,7 +97,7 @@ const DEFAULT_CHUNK_SIZE = 2000;
 const MAX_CHUNK_SIZE = 10_000;
 /** Chunks queued for writing while the next one is parsed: bounds memory. */
 const MAX_PENDING_WRITES = 2;
-const DEFAULT_WRITERS = 2;
+const DEFAULT_WRITERS = 4;
 
 /** Checks that every file exists and carries exactly its expected header; returns problems. */
 export async function checkFolder(dir: string): Promise<string[]> {
@@ -246,6 +246,8 @@ async function loadFile<K extends FileKind>(
   const started = Date.now();
   let rows = new Map<string, SourcedRow<RowsByKind[K]>>();
   let rejected: RejectedRow[] = [];
+  let writeMs = 0; // time spent in transactions, summed over writers
+  let blockedMs = 0; // time the parser waited for a free writer slot
 
   const flush = async (): Promise<void> => {
     if (rows.size === 0 && rejected.length === 0) return;
@@ -259,7 +261,9 @@ async function loadFile<K extends FileKind>(
       // Contract rejects ride with the first partition.
       const partRejected = p === 0 ? chunkRejected : [];
       if (partRows.length === 0 && partRejected.length === 0) continue;
+      const waitStart = performance.now();
       await partitions[p]?.push(async (conn) => {
+        const taskStart = performance.now();
         for (let attempt = 1; ; attempt += 1) {
           try {
             // Rows and their quarantine commit together: a chunk is all or nothing.
@@ -270,6 +274,7 @@ async function loadFile<K extends FileKind>(
             });
             stats.referenceRejected += result?.refused?.length ?? 0;
             result?.committed?.();
+            writeMs += performance.now() - taskStart;
             return;
           } catch (error) {
             if (!isRetryable(error) || attempt >= MAX_ATTEMPTS) throw error;
@@ -277,6 +282,7 @@ async function loadFile<K extends FileKind>(
           }
         }
       });
+      blockedMs += performance.now() - waitStart;
     }
   };
 
@@ -296,7 +302,8 @@ async function loadFile<K extends FileKind>(
   await flush();
   const seconds = (Date.now() - started) / 1000;
   ctx.log(
-    `${name}: read ${stats.read}, contract rejects ${stats.contractRejected} (${Math.round(stats.read / Math.max(seconds, 0.001))} rows/s)`,
+    `${name}: read ${stats.read}, contract rejects ${stats.contractRejected} in ${seconds.toFixed(2)} s ` +
+      `(${Math.round(stats.read / Math.max(seconds, 0.001))} rows/s; writers busy ${Math.round(writeMs)} ms, parser blocked ${Math.round(blockedMs)} ms)`,
   );
   return stats;
 }

@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { UUID_V7_PATTERN, uuidv7 } from '../../src/loader/batch-id.js';
+import { dateParts, HEADERS, isValidTimestamp, validateRecord } from '../../src/loader/contract.js';
+import { joinCsv } from '../../src/loader/read.js';
+
+const ORDER = '00010242fe8c5a6d1ba2dd792cb16214';
+const SELLER = '48436dade18ac8b2bce089ec2a041202';
+const PRODUCT = '4244733e06e7ecb4970a6e2683c13e61';
+const item = (over: Partial<Record<(typeof HEADERS.items)[number], string>> = {}): string[] => {
+  const row = {
+    order_id: ORDER,
+    order_item_id: '1',
+    product_id: PRODUCT,
+    seller_id: SELLER,
+    shipping_limit_date: '2017-09-19 09:45:35',
+    price: '58.90',
+    freight_value: '13.29',
+    ...over,
+  };
+  return HEADERS.items.map((h) => row[h]);
+};
+const order = (over: Partial<Record<(typeof HEADERS.orders)[number], string>> = {}): string[] => {
+  const row = {
+    order_id: ORDER,
+    customer_id: SELLER,
+    order_status: 'delivered',
+    order_purchase_timestamp: '2017-09-13 04:08:35',
+    order_approved_at: '',
+    order_delivered_carrier_date: '',
+    order_delivered_customer_date: '',
+    order_estimated_delivery_date: '2017-10-03 00:00:00',
+    ...over,
+  };
+  return HEADERS.orders.map((h) => row[h]);
+};
+
+function reasonOf(result: ReturnType<typeof validateRecord>): string {
+  if (result.ok) throw new Error('expected a reject');
+  return result.reason;
+}
+
+describe('data contract', () => {
+  it('accepts a valid item and keeps money as strings', () => {
+    const result = validateRecord('items', item());
+    expect(result).toEqual({
+      ok: true,
+      row: {
+        orderId: ORDER,
+        orderItemId: 1,
+        productId: PRODUCT,
+        sellerId: SELLER,
+        shippingLimitAt: '2017-09-19 09:45:35',
+        price: '58.90',
+        freightValue: '13.29',
+      },
+    });
+  });
+
+  it.each([
+    ['order_id', { order_id: ORDER.toUpperCase() }, 'order_id: must be 32 lowercase hexadecimal characters'],
+    ['seller_id', { seller_id: SELLER.slice(1) }, 'seller_id: must be 32 lowercase hexadecimal characters'],
+    ['order_item_id 0', { order_item_id: '0' }, 'order_item_id: must be a positive integer (at most 65535) (got "0")'],
+    ['order_item_id 1.5', { order_item_id: '1.5' }, 'order_item_id: must be a positive integer'],
+    ['order_item_id too big', { order_item_id: '70000' }, 'order_item_id: must be a positive integer'],
+    ['negative price', { price: '-3.5' }, 'price: must be a non-negative decimal with at most 2 places (got "-3.5")'],
+    ['3 decimals', { price: '1.999' }, 'price: must be a non-negative decimal with at most 2 places (got "1.999")'],
+    ['float notation', { freight_value: '1e3' }, 'freight_value: must be a non-negative decimal with at most 2 places'],
+    ['empty price', { price: '' }, 'price: must be a non-negative decimal'],
+    ['Feb 30', { shipping_limit_date: '2017-02-30 10:00:00' }, 'shipping_limit_date: must be a valid UTC timestamp YYYY-MM-DD HH:MM:SS (got "2017-02-30 10:00:00")'],
+    ['25 h', { shipping_limit_date: '2017-02-03 25:00:00' }, 'shipping_limit_date: must be a valid UTC timestamp'],
+    ['ISO T', { shipping_limit_date: '2017-02-03T10:00:00' }, 'shipping_limit_date: must be a valid UTC timestamp'],
+  ])('rejects an item with %s', (_name, over, reason) => {
+    expect(reasonOf(validateRecord('items', item(over)))).toContain(reason);
+  });
+
+  it('lists every broken field in the reason', () => {
+    const reason = reasonOf(validateRecord('items', item({ price: 'x', freight_value: '-1' })));
+    expect(reason).toMatch(/^price: .*; freight_value: /);
+  });
+
+  it('rejects a wrong number of fields', () => {
+    expect(reasonOf(validateRecord('items', [...item(), 'extra']))).toBe('wrong number of fields: expected 7, got 8');
+    expect(reasonOf(validateRecord('sellers', ['a']))).toBe('wrong number of fields: expected 4, got 1');
+  });
+
+  it('checks order status and timestamps, empty optional dates become null', () => {
+    const ok = validateRecord('orders', order());
+    expect(ok.ok && ok.row.approvedAt).toBeNull();
+    expect(ok.ok && ok.row.status).toBe('delivered');
+    expect(reasonOf(validateRecord('orders', order({ order_status: 'lost' })))).toContain(
+      'order_status: must be one of created, approved, invoiced, processing, shipped, delivered, unavailable, canceled (got "lost")',
+    );
+    expect(reasonOf(validateRecord('orders', order({ order_purchase_timestamp: '' })))).toContain(
+      'order_purchase_timestamp: must be a valid UTC timestamp',
+    );
+    expect(reasonOf(validateRecord('orders', order({ order_approved_at: '2017-13-01 00:00:00' })))).toContain(
+      'order_approved_at: must be empty or a valid UTC timestamp',
+    );
+  });
+
+  it('checks state, zip prefix and city of sellers and customers', () => {
+    expect(validateRecord('sellers', [SELLER, '09790', 'sao paulo', 'SP']).ok).toBe(true);
+    expect(reasonOf(validateRecord('sellers', [SELLER, '09790', 'sao paulo', 'sp']))).toBe(
+      'seller_state: must be 2 uppercase letters (got "sp")',
+    );
+    expect(reasonOf(validateRecord('sellers', [SELLER, '0979a', 'sao paulo', 'SP']))).toBe(
+      'seller_zip_code_prefix: must be 1 to 10 digits (got "0979a")',
+    );
+    expect(reasonOf(validateRecord('customers', [SELLER, 'nothex', '01001', '', 'SP']))).toBe(
+      'customer_unique_id: must be 32 lowercase hexadecimal characters (got "nothex"); customer_city: must be 1 to 128 characters (got "")',
+    );
+  });
+
+  it('accepts products without category or attributes, rejects bad numbers', () => {
+    const ok = validateRecord('products', [PRODUCT, '', '', '', '', '650', '17', '14', '12']);
+    expect(ok).toEqual({
+      ok: true,
+      row: {
+        productId: PRODUCT,
+        categoryName: null,
+        nameLength: null,
+        descriptionLength: null,
+        photosQty: null,
+        weightG: 650,
+        lengthCm: 17,
+        heightCm: 14,
+        widthCm: 12,
+      },
+    });
+    expect(reasonOf(validateRecord('products', [PRODUCT, 'artes', '-1', '', '', '', '', '', '']))).toBe(
+      'product_name_lenght: must be empty or an integer from 0 to 65535 (got "-1")',
+    );
+  });
+
+  it('requires both names of a translation', () => {
+    expect(reasonOf(validateRecord('translation', ['pc_gamer', '']))).toBe(
+      'product_category_name_english: must be 1 to 100 characters (got "")',
+    );
+  });
+
+  it('validates calendar dates', () => {
+    expect(isValidTimestamp('2016-02-29 23:59:59')).toBe(true);
+    expect(isValidTimestamp('2017-02-29 00:00:00')).toBe(false);
+    expect(isValidTimestamp('2017-04-31 00:00:00')).toBe(false);
+    expect(isValidTimestamp('2017-01-01 23:60:00')).toBe(false);
+  });
+
+  it('computes dim_date attributes (ISO weekday and week)', () => {
+    expect(dateParts('2017-01-01')).toEqual({
+      dateKey: '2017-01-01',
+      year: 2017,
+      quarter: 1,
+      month: 1,
+      dayOfMonth: 1,
+      dayOfWeek: 7,
+      isoWeek: 52,
+      yearMonth: '2017-01',
+    });
+    expect(dateParts('2018-12-31')).toMatchObject({ dayOfWeek: 1, isoWeek: 1, quarter: 4 });
+    expect(dateParts('2020-12-31')).toMatchObject({ dayOfWeek: 4, isoWeek: 53 });
+  });
+
+  it('re-joins rejected fields as CSV', () => {
+    expect(joinCsv(['a', 'b,c', 'say "hi"', ''])).toBe('a,"b,c","say ""hi""",');
+  });
+
+  it('makes time-ordered UUIDv7 batch ids', () => {
+    const a = uuidv7(1_700_000_000_000);
+    const b = uuidv7(1_700_000_000_001);
+    expect(a).toMatch(UUID_V7_PATTERN);
+    expect(a.slice(0, 13)).toBe('018bcfe5-6800');
+    expect(a < b).toBe(true);
+    expect(uuidv7()).not.toBe(uuidv7());
+  });
+});

@@ -17,6 +17,7 @@ import {
   smallint,
   text,
   tinyint,
+  uniqueIndex,
   varchar,
 } from 'drizzle-orm/mysql-core';
 
@@ -203,4 +204,36 @@ export const etlRejectedRow = mysqlTable(
       .default(sql`CURRENT_TIMESTAMP(3)`),
   },
   (t) => [index('ix_rejected_batch').on(t.batchId, t.file, t.line)],
+);
+
+// The One Big Table read model: every column the API returns for an order item, denormalized and
+// clustered by the reader's access path (seller, purchase time), so a page is one clustered range
+// read with no join. Maintained by the loader in the same transactions as the star tables;
+// selected per deployment with READ_MODEL=wide.
+export const orderItemWide = mysqlTable(
+  'order_item_wide',
+  {
+    sellerId: sourceId('seller_id'),
+    purchasedAt: sourceTimestamp('purchased_at').notNull(),
+    orderId: sourceId('order_id'),
+    orderItemId: smallint('order_item_id', { unsigned: true }).notNull(),
+    productId: sourceId('product_id'),
+    productCategory: varchar('product_category', { length: 100 }),
+    price: decimal('price', { precision: 12, scale: 2 }).notNull(),
+    freightValue: decimal('freight_value', { precision: 12, scale: 2 }).notNull(),
+    shippingLimitAt: sourceTimestamp('shipping_limit_at').notNull(),
+    orderStatus: mysqlEnum('order_status', ORDER_STATUSES).notNull(),
+    approvedAt: sourceTimestamp('approved_at'),
+    deliveredCarrierAt: sourceTimestamp('delivered_carrier_at'),
+    deliveredCustomerAt: sourceTimestamp('delivered_customer_at'),
+    estimatedDeliveryAt: sourceTimestamp('estimated_delivery_at'),
+    customerState: char('customer_state', { length: 2 }),
+    batchId: batchId(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'pk_order_item_wide', columns: [t.sellerId, t.purchasedAt, t.orderId, t.orderItemId] }),
+    uniqueIndex('ux_wide_order_item').on(t.orderId, t.orderItemId),
+    index('ix_wide_product').on(t.productId),
+  ],
 );

@@ -90,7 +90,13 @@ function jwtSecret(key: JwtKeyConfig): FastifyJWTOptions['secret'] {
       // The key is looked up by `kid` at the configured URL only: `jku`, `x5u` and `jwk` headers
       // are never followed. get-jwks refetches the set when a kid is unknown.
       return (_request, tokenOrHeader, callback) => {
-        const header: Record<string, unknown> = 'header' in tokenOrHeader ? tokenOrHeader.header : tokenOrHeader;
+        // With decode.complete the callback receives {header, payload}: kid and alg must come
+        // from the protected header, never from claims the token's author chose.
+        if (!('header' in tokenOrHeader) || typeof tokenOrHeader.header !== 'object' || tokenOrHeader.header === null) {
+          callback(new AuthError('token has no usable kid'), undefined);
+          return;
+        }
+        const header: Record<string, unknown> = tokenOrHeader.header;
         const { kid, alg } = header;
         if (typeof kid !== 'string' || typeof alg !== 'string' || kid.length > 256) {
           callback(new AuthError('token has no usable kid'), undefined);
@@ -171,16 +177,16 @@ function authorize(request: FastifyRequest, claims: Record<string, unknown>, acc
   const scopes = scopesOf(claims);
   const subject = typeof claims.sub === 'string' ? claims.sub : undefined;
   request.principal = { subject, scopes };
+  // The scope first: a valid token without the route's scope (a service token on a data route,
+  // a seller token on a pipeline route) is a 403, whatever its other claims say.
+  if (!scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
   if (access.kind === 'tenant') {
     const sellerId = claims[tenantClaim];
     // Validated as a string before any query: a numeric claim compared with a VARCHAR column
     // would match rows it must not.
     if (!isSellerId(sellerId)) throw new AuthError(`token claim "${tenantClaim}" must be a 32-character lowercase hex seller id`);
-    if (!scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
     request.tenant = issueTenantScope(sellerId);
-    return;
   }
-  if (!scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
 }
 
 async function authPlugin(app: FastifyInstance, options: { config: Config }): Promise<void> {
@@ -198,7 +204,9 @@ async function authPlugin(app: FastifyInstance, options: { config: Config }): Pr
       ...(jwt.audience === undefined ? {} : { allowedAud: jwt.audience }),
       cache: 1000,
     },
-    decode: { complete: false },
+    // complete: the key callback (JWKS mode) needs the token header; with complete: false
+    // @fastify/jwt hands it the payload instead, so kid/alg would be read from the claims.
+    decode: { complete: true },
   });
   app.decorateRequest('principal', null);
   app.decorateRequest('tenant', null);

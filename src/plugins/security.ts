@@ -5,6 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
+import { badRequest, type InvalidParam } from '../http/problem.js';
 
 const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
 
@@ -15,8 +16,35 @@ export function rateLimitKey(request: FastifyRequest): string {
   return `ip:${request.ip}`;
 }
 
+/** The path of the first number in `value` that is not finite, or null. */
+function nonFiniteAt(value: unknown, path: string, depth = 0): string | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : path;
+  if (depth > 8 || value === null || typeof value !== 'object') return null;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = nonFiniteAt(inner, path === '' ? key : `${path}.${key}`, depth + 1);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+const INPUT_PARTS: [keyof Pick<FastifyRequest, 'query' | 'params' | 'body'>, InvalidParam['in']][] = [
+  ['query', 'query'],
+  ['params', 'path'],
+  ['body', 'body'],
+];
+
 async function securityPlugin(app: FastifyInstance, options: { config: Config }): Promise<void> {
   const { config } = options;
+  // ajv's type coercion turns the strings "Infinity", "-Infinity" and "1e400" into infinite
+  // numbers for `type: integer|number`, and then skips minimum/maximum (it checks them only for
+  // finite numbers): `limit=-Infinity` would pass validation and reach SQL. Validated input
+  // therefore holds no infinite number, whatever the schema says.
+  app.addHook('preHandler', async (request) => {
+    for (const [part, where] of INPUT_PARTS) {
+      const path = nonFiniteAt(request[part], '');
+      if (path !== null) throw badRequest({ name: path, in: where, reason: 'must be a finite number' });
+    }
+  });
   await app.register(helmet, {
     // A JSON API: nothing may frame, sniff or script its responses.
     contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },

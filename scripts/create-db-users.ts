@@ -1,0 +1,93 @@
+// Creates (or updates) the two MySQL/MariaDB accounts of the service with least privilege:
+//   order_items_api     SELECT on the serving tables; INSERT, UPDATE on etl_batch and
+//                       etl_batch_stage only (the API records its own "api" stage, and the
+//                       PUT /v1/pipeline/... route creates batches and writes stage reports).
+//                       No DELETE, no DDL, nothing on other schemas.
+//   order_items_loader  SELECT, INSERT, UPDATE, DELETE on the tables it loads. No DDL:
+//                       migrations run with the admin account.
+// Usage: DATABASE_URL=mysql://admin@host:3306/order_items API_DB_PASSWORD=... LOADER_DB_PASSWORD=... \
+//        npx tsx scripts/create-db-users.ts
+// Optional: DB_USER_HOST (default '%'), API_DB_USER, LOADER_DB_USER (default names above).
+// Idempotent: it resets each account's password and replaces its grants with exactly these.
+import { fileURLToPath } from 'node:url';
+import mysql from 'mysql2/promise';
+import { databaseName, poolOptions } from '../src/db/client.js';
+
+export const SERVING_TABLES = [
+  'fact_order_item',
+  'fact_order',
+  'dim_product',
+  'dim_customer',
+  'dim_seller',
+  'dim_date',
+  'dim_category_translation',
+  'etl_batch',
+  'etl_batch_stage',
+] as const;
+export const API_WRITE_TABLES = ['etl_batch', 'etl_batch_stage'] as const;
+export const LOADER_TABLES = [...SERVING_TABLES, 'etl_rejected_row'] as const;
+
+export interface DbUsersOptions {
+  adminUrl: string;
+  apiPassword: string;
+  loaderPassword: string;
+  host?: string;
+  apiUser?: string;
+  loaderUser?: string;
+}
+
+const ACCOUNT_NAME = /^[A-Za-z0-9_]{1,32}$/;
+const HOST = /^[A-Za-z0-9_.%:-]{1,255}$/;
+
+export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser: string; loaderUser: string; host: string }> {
+  const database = databaseName(options.adminUrl);
+  const host = options.host ?? '%';
+  const apiUser = options.apiUser ?? 'order_items_api';
+  const loaderUser = options.loaderUser ?? 'order_items_loader';
+  for (const user of [apiUser, loaderUser]) if (!ACCOUNT_NAME.test(user)) throw new Error(`invalid account name ${user}`);
+  if (!HOST.test(host)) throw new Error(`invalid host ${host}`);
+  for (const [name, password] of [['API_DB_PASSWORD', options.apiPassword], ['LOADER_DB_PASSWORD', options.loaderPassword]] as const) {
+    if (password.length < 16) throw new Error(`${name} must be at least 16 characters`);
+  }
+  const { host: serverHost, port, user, password } = poolOptions(options.adminUrl);
+  const connection = await mysql.createConnection({ host: serverHost, port, user, password, database, multipleStatements: false });
+  // Identifiers cannot be bound: the database name is validated by databaseName(), the tables
+  // come from the constant lists above; account names, host and passwords are escaped values.
+  const on = (table: string): string => `\`${database}\`.\`${table}\``;
+  try {
+    const accounts: [string, string, string, [string, readonly string[]][]][] = [
+      [apiUser, options.apiPassword, 'api', [['SELECT', SERVING_TABLES], ['INSERT, UPDATE', API_WRITE_TABLES]]],
+      [loaderUser, options.loaderPassword, 'loader', [['SELECT, INSERT, UPDATE, DELETE', LOADER_TABLES]]],
+    ];
+    for (const [account, secret, , grants] of accounts) {
+      await connection.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [account, host, secret]);
+      await connection.query('ALTER USER ?@? IDENTIFIED BY ?', [account, host, secret]);
+      // Start from nothing so a rerun removes any privilege granted by hand since.
+      await connection.query('REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', [account, host]);
+      for (const [privileges, tables] of grants) {
+        for (const table of tables) await connection.query(`GRANT ${privileges} ON ${on(table)} TO ?@?`, [account, host]);
+      }
+    }
+    return { apiUser, loaderUser, host };
+  } finally {
+    await connection.end();
+  }
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const env = process.env;
+  const missing = ['DATABASE_URL', 'API_DB_PASSWORD', 'LOADER_DB_PASSWORD'].filter((name) => (env[name] ?? '') === '');
+  if (missing.length > 0) {
+    console.error(`missing ${missing.join(', ')}`);
+    process.exit(1);
+  }
+  const result = await createDbUsers({
+    adminUrl: env.DATABASE_URL as string,
+    apiPassword: env.API_DB_PASSWORD as string,
+    loaderPassword: env.LOADER_DB_PASSWORD as string,
+    ...(env.DB_USER_HOST ? { host: env.DB_USER_HOST } : {}),
+    ...(env.API_DB_USER ? { apiUser: env.API_DB_USER } : {}),
+    ...(env.LOADER_DB_USER ? { loaderUser: env.LOADER_DB_USER } : {}),
+  });
+  console.log(`accounts ready: '${result.apiUser}'@'${result.host}', '${result.loaderUser}'@'${result.host}' on ${databaseName(env.DATABASE_URL as string)}`);
+}

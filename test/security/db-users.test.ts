@@ -1,0 +1,134 @@
+// Least privilege in the database: scripts/create-db-users.ts creates the API and loader
+// accounts; the API account can serve and record its stage, and cannot change facts or schema.
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDbUsers, LOADER_TABLES, SERVING_TABLES } from '../../scripts/create-db-users.js';
+import { buildTestApp } from '../helpers/app.js';
+import { SERVER_URL, createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { FIXTURE_BATCH, SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { mintToken } from '../helpers/tokens.js';
+import { auth, http, listen } from './support.js';
+
+let db: TestDatabase;
+const suffix = randomBytes(3).toString('hex');
+// Random names so parallel runs on one server never share (or reset) an account.
+const apiUser = `oi_api_${suffix}`;
+const loaderUser = `oi_loader_${suffix}`;
+const apiPassword = randomBytes(18).toString('base64url');
+const loaderPassword = randomBytes(18).toString('base64url');
+let api: mysql.Connection;
+let loader: mysql.Connection;
+
+const urlFor = (user: string, password: string): string => {
+  const server = new URL(SERVER_URL);
+  return `mysql://${user}:${encodeURIComponent(password)}@${server.host}/${db.name}`;
+};
+const connect = (user: string, password: string): Promise<mysql.Connection> => mysql.createConnection({ uri: urlFor(user, password) });
+
+async function denied(connection: mysql.Connection, sql: string): Promise<string> {
+  try {
+    await connection.query(sql);
+  } catch (error) {
+    return String((error as { code?: string }).code);
+  }
+  throw new Error(`expected "${sql}" to be denied`);
+}
+const DENIED = /^ER_(TABLEACCESS_DENIED_ERROR|DBACCESS_DENIED_ERROR|SPECIFIC_ACCESS_DENIED_ERROR|COLUMNACCESS_DENIED_ERROR|ACCESS_DENIED_ERROR)$/;
+
+beforeAll(async () => {
+  db = await createTestDatabase('sec_db_users');
+  await seedMarketplace(db.pool, 6);
+  // Twice: the script is idempotent.
+  for (let n = 0; n < 2; n += 1) {
+    await createDbUsers({ adminUrl: db.url, apiPassword, loaderPassword, apiUser, loaderUser });
+  }
+  api = await connect(apiUser, apiPassword);
+  loader = await connect(loaderUser, loaderPassword);
+});
+
+afterAll(async () => {
+  await api?.end();
+  await loader?.end();
+  const admin = await mysql.createConnection({ uri: SERVER_URL });
+  try {
+    for (const user of [apiUser, loaderUser]) await admin.query('DROP USER IF EXISTS ?@?', [user, '%']);
+  } finally {
+    await admin.end();
+  }
+  await db?.drop();
+});
+
+describe('the API account', () => {
+  it('reads every serving table', async () => {
+    for (const table of SERVING_TABLES) await api.query(`SELECT COUNT(*) FROM \`${table}\``);
+  });
+
+  it('writes the api stage and pipeline reports (INSERT/UPDATE on etl_batch, etl_batch_stage)', async () => {
+    await api.execute(
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES (?, 'api', NOW(3), NOW(3), 'succeeded')
+       ON DUPLICATE KEY UPDATE finished_at = VALUES(finished_at)`,
+      [FIXTURE_BATCH],
+    );
+    await api.execute(`UPDATE etl_batch_stage SET updated_at = NOW(3) WHERE batch_id = ? AND stage = 'api'`, [FIXTURE_BATCH]);
+    await api.execute(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('priv-test', 'x', NOW(3), 'running')`);
+  });
+
+  it('cannot update, delete or insert facts and dimensions, nor delete monitoring rows', async () => {
+    expect(await denied(api, `UPDATE fact_order_item SET price = 0`)).toMatch(DENIED);
+    expect(await denied(api, `DELETE FROM fact_order_item`)).toMatch(DENIED);
+    expect(await denied(api, `INSERT INTO fact_order_item SELECT * FROM fact_order_item LIMIT 0`)).toMatch(DENIED);
+    expect(await denied(api, `UPDATE fact_order SET order_status = 'canceled'`)).toMatch(DENIED);
+    expect(await denied(api, `DELETE FROM dim_seller`)).toMatch(DENIED);
+    expect(await denied(api, `DELETE FROM etl_batch_stage`)).toMatch(DENIED);
+    expect(await denied(api, `DELETE FROM etl_batch`)).toMatch(DENIED);
+    expect(await denied(api, `SELECT * FROM etl_rejected_row`)).toMatch(DENIED);
+  });
+
+  it('cannot drop, alter, create or truncate anything, nor read other schemas', async () => {
+    expect(await denied(api, `DROP TABLE fact_order_item`)).toMatch(DENIED);
+    expect(await denied(api, `DROP TABLE etl_batch_stage`)).toMatch(DENIED);
+    expect(await denied(api, `TRUNCATE TABLE etl_batch_stage`)).toMatch(DENIED);
+    expect(await denied(api, `ALTER TABLE fact_order_item ADD COLUMN x INT`)).toMatch(DENIED);
+    expect(await denied(api, `CREATE TABLE t (id INT)`)).toMatch(DENIED);
+    expect(await denied(api, `CREATE VIEW v AS SELECT 1`)).toMatch(DENIED);
+    expect(await denied(api, `DROP DATABASE \`${db.name}\``)).toMatch(DENIED);
+    expect(await denied(api, `SELECT * FROM mysql.user`)).toMatch(DENIED);
+    expect(await denied(api, `GRANT SELECT ON \`${db.name}\`.* TO '${loaderUser}'@'%'`)).toMatch(/DENIED|ER_/);
+  });
+
+  it('is enough to run the app: data routes and the pipeline PUT work as this account', async () => {
+    const app = await buildTestApp(urlFor(apiUser, apiPassword));
+    try {
+      const base = await listen(app);
+      const list = await http(`${base}/v1/order-items?limit=2`, { headers: auth(mintToken({ sellerId: SELLERS.alpha })) });
+      expect(list.status, list.text).toBe(200);
+      const put = await http(`${base}/v1/pipeline/batches/least-priv/stages/landing`, {
+        method: 'PUT',
+        headers: { ...auth(mintToken({ scope: 'pipeline:write' })), 'content-type': 'application/json' },
+        body: JSON.stringify({ startedAt: '2024-01-01T00:00:00Z', finishedAt: '2024-01-01T00:01:00Z', status: 'failed' }),
+      });
+      expect(put.status, put.text).toBe(201);
+      const batches = await http(`${base}/v1/pipeline/batches`, { headers: auth(mintToken({ scope: 'pipeline:read' })) });
+      expect(batches.status).toBe(200);
+      expect((await http(`${base}/readyz`)).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('the loader account', () => {
+  it('reads, inserts, updates and deletes its tables', async () => {
+    for (const table of LOADER_TABLES) await loader.query(`SELECT COUNT(*) FROM \`${table}\``);
+    await loader.execute(`INSERT INTO etl_rejected_row (batch_id, file, line, reason, raw_content) VALUES ('b', 'f', 1, 'r', 'x')`);
+    await loader.execute(`UPDATE fact_order_item SET batch_id = batch_id`);
+    await loader.execute(`DELETE FROM etl_rejected_row WHERE batch_id = 'b'`);
+  });
+  it('cannot change the schema', async () => {
+    expect(await denied(loader, `DROP TABLE fact_order_item`)).toMatch(DENIED);
+    expect(await denied(loader, `ALTER TABLE fact_order_item ADD COLUMN x INT`)).toMatch(DENIED);
+    expect(await denied(loader, `CREATE TABLE t (id INT)`)).toMatch(DENIED);
+    expect(await denied(loader, `SELECT * FROM __drizzle_migrations`)).toMatch(DENIED);
+  });
+});

@@ -1,13 +1,21 @@
-// Loader benchmark: npx tsx bench/load.ts [--items N] [--skip-olist] [--skip-synthetic]
-// Migrates a fresh database oi_bench_load, loads the real Olist folder (when present) and a
-// synthetic dataset (generated once into /tmp and reused), and reports items/s, wall time and
-// peak RSS sampled every 100 ms during each load.
+// Loader benchmark:
+//   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N]
+//                         [--chunk-size N] [--skip-olist] [--skip-synthetic] [--verbose]
+// For each server, migrates a fresh database oi_bench_load, loads the real Olist folder (when
+// present: fresh, then reload) and a synthetic dataset (generated once into /tmp and reused,
+// or --dir), and reports items/s, wall time and peak RSS sampled every 100 ms during each load.
+//
+// Servers: `shared` = BENCH_DATABASE_SERVER_URL (default the shared MariaDB at 127.0.0.1:3306,
+// packaged defaults); `tuned` = a private mariadbd started here with TUNED_SETTINGS on its own
+// port, socket and data directory under /tmp, stopped and removed at the end.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { generateDataset } from '../src/generate/generate.js';
 import { FILES } from '../src/loader/contract.js';
@@ -15,32 +23,126 @@ import { loadBatch, type LoadSummary } from '../src/loader/load-batch.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SERVER_URL = process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
+const SHARED_URL = process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
 const DATABASE = 'oi_bench_load';
 const ITEMS_PER_ORDER = 1.27; // the generator's mean, measured
+
+/** The private server's settings: what a tuned staging database would run with. */
+export const TUNED_SETTINGS = [
+  '--innodb-buffer-pool-size=4G',
+  '--innodb-log-file-size=1G',
+  '--innodb-log-buffer-size=64M',
+  '--innodb-flush-log-at-trx-commit=2',
+  '--innodb-io-capacity=2000',
+  '--skip-log-bin',
+  '--local-infile=1',
+  '--max-allowed-packet=64M',
+];
 
 const { values } = parseArgs({
   options: {
     items: { type: 'string', default: '5000000' },
+    dir: { type: 'string' },
+    server: { type: 'string', default: 'shared' },
+    repeat: { type: 'string', default: '1' },
+    'chunk-size': { type: 'string' },
     'skip-olist': { type: 'boolean', default: false },
     'skip-synthetic': { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
   },
 });
 const targetItems = Number(values.items);
+const repeat = Number(values.repeat);
+const chunkSize = values['chunk-size'] === undefined ? undefined : Number(values['chunk-size']);
+const log = values.verbose ? (m: string) => console.error(`[loader] ${m}`) : undefined;
 
-async function resetDatabase(): Promise<string> {
-  const admin = await mysql.createConnection({ uri: SERVER_URL });
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface PrivateServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function startTunedServer(): Promise<PrivateServer> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'oi-bench-mariadb-'));
+  const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
+  await promisify(execFile)('mariadb-install-db', [
+    '--no-defaults',
+    `--datadir=${dataDir}`,
+    '--auth-root-authentication-method=normal',
+    '--skip-test-db',
+    ...asRoot,
+  ]);
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    'mariadbd',
+    [
+      '--no-defaults',
+      `--datadir=${dataDir}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--socket=${path.join(dataDir, 'mariadb.sock')}`,
+      `--pid-file=${path.join(dataDir, 'mariadb.pid')}`,
+      `--log-error=${path.join(dataDir, 'error.log')}`,
+      ...TUNED_SETTINGS,
+      ...asRoot,
+    ],
+    { stdio: 'ignore' },
+  );
+  const killNow = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killNow);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `mysql://root@127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const conn = await mysql.createConnection({ uri: url, connectTimeout: 1000 });
+      await conn.end();
+      break;
+    } catch (error) {
+      if (Date.now() > deadline || child.exitCode !== null) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  console.error(`tuned server: mariadbd pid ${child.pid}, port ${port}, ${TUNED_SETTINGS.join(' ')}`);
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(killNow, 60_000);
+      await exited;
+      clearTimeout(timer);
+      process.removeListener('exit', killNow);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function resetDatabase(serverUrl: string): Promise<string> {
+  const admin = await mysql.createConnection({ uri: serverUrl });
   try {
     await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
   } finally {
     await admin.end();
   }
-  const url = `${SERVER_URL}/${DATABASE}`;
+  const url = `${serverUrl}/${DATABASE}`;
   await migrateDatabase(url);
   return url;
 }
 
-async function measured(label: string, run: () => Promise<LoadSummary>): Promise<void> {
+async function measured(server: string, label: string, run: () => Promise<LoadSummary>): Promise<void> {
   let peakRss = process.memoryUsage.rss();
   const timer = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -54,6 +156,7 @@ async function measured(label: string, run: () => Promise<LoadSummary>): Promise
   const rejected = Object.values(summary.files).reduce((n, f) => n + f.rejected, 0);
   console.log(
     JSON.stringify({
+      server,
       label,
       items: items.loaded,
       rowsAllFiles: rows,
@@ -66,31 +169,53 @@ async function measured(label: string, run: () => Promise<LoadSummary>): Promise
   );
 }
 
+async function syntheticDir(): Promise<string> {
+  if (values.dir !== undefined) return path.resolve(values.dir);
+  const orders = Math.ceil(targetItems / ITEMS_PER_ORDER);
+  const sellers = Math.max(50, Math.round(orders / 300));
+  const dir = path.join(os.tmpdir(), `oi-bench-${orders}-${sellers}-1`);
+  const marker = path.join(dir, '.complete');
+  if (!existsSync(marker)) {
+    const started = performance.now();
+    const result = await generateDataset({ out: dir, orders, sellers, seed: 1 });
+    await writeFile(marker, JSON.stringify(result));
+    console.error(`generated ${result.items} items in ${((performance.now() - started) / 1000).toFixed(1)} s into ${dir}`);
+  } else {
+    console.error(`reusing ${dir}: ${await readFile(marker, 'utf8')}`);
+  }
+  return dir;
+}
+
+async function benchServer(server: string, serverUrl: string): Promise<void> {
+  const olist = path.resolve(repoRoot, '../shared/data/olist');
+  for (let run = 1; run <= repeat; run += 1) {
+    if (!values['skip-olist'] && existsSync(olist)) {
+      const url = await resetDatabase(serverUrl);
+      await measured(server, `olist (fresh database) run ${run}`, () => loadBatch({ databaseUrl: url, dir: olist, chunkSize, log }));
+      await measured(server, `olist (reload, all upserts) run ${run}`, () =>
+        loadBatch({ databaseUrl: url, dir: olist, chunkSize, log }),
+      );
+    }
+    if (!values['skip-synthetic']) {
+      const dir = await syntheticDir();
+      const url = await resetDatabase(serverUrl);
+      await measured(server, `synthetic ${path.basename(dir)} (fresh database) run ${run}`, () =>
+        loadBatch({ databaseUrl: url, dir, chunkSize, log }),
+      );
+    }
+  }
+}
+
 async function main(): Promise<void> {
   console.error(`machine: ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, node ${process.version}`);
-  const olist = path.resolve(repoRoot, '../shared/data/olist');
-  if (!values['skip-olist'] && existsSync(olist)) {
-    const url = await resetDatabase();
-    await measured('olist (fresh database)', () => loadBatch({ databaseUrl: url, dir: olist }));
-    await measured('olist (reload, all upserts)', () => loadBatch({ databaseUrl: url, dir: olist }));
-  }
-  if (!values['skip-synthetic']) {
-    const orders = Math.ceil(targetItems / ITEMS_PER_ORDER);
-    const sellers = Math.max(50, Math.round(orders / 300));
-    const dir = path.join(os.tmpdir(), `oi-bench-${orders}-${sellers}-1`);
-    const marker = path.join(dir, '.complete');
-    if (!existsSync(marker)) {
-      const started = performance.now();
-      const result = await generateDataset({ out: dir, orders, sellers, seed: 1 });
-      await writeFile(marker, JSON.stringify(result));
-      console.error(`generated ${result.items} items in ${((performance.now() - started) / 1000).toFixed(1)} s into ${dir}`);
-    } else {
-      console.error(`reusing ${dir}: ${await readFile(marker, 'utf8')}`);
+  if (values.server === 'shared' || values.server === 'both') await benchServer('shared (packaged defaults)', SHARED_URL);
+  if (values.server === 'tuned' || values.server === 'both') {
+    const tuned = await startTunedServer();
+    try {
+      await benchServer('private tuned', tuned.url);
+    } finally {
+      await tuned.stop();
     }
-    const url = await resetDatabase();
-    await measured(`synthetic ${orders} orders, ${sellers} sellers (fresh database)`, () =>
-      loadBatch({ databaseUrl: url, dir }),
-    );
   }
 }
 

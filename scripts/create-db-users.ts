@@ -23,6 +23,7 @@ export const SERVING_TABLES = [
   'dim_category_translation',
   'etl_batch',
   'etl_batch_stage',
+  'order_item_wide',
 ] as const;
 export const API_WRITE_TABLES = ['etl_batch', 'etl_batch_stage'] as const;
 export const LOADER_TABLES = [...SERVING_TABLES, 'etl_rejected_row'] as const;
@@ -67,6 +68,8 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
       for (const [privileges, tables] of grants) {
         for (const table of tables) await connection.query(`GRANT ${privileges} ON ${on(table)} TO ?@?`, [account, host]);
       }
+      // The loader stages each chunk's keys in a session-private MEMORY table for its lookups.
+      if (account === loaderUser) await connection.query(`GRANT CREATE TEMPORARY TABLES ON \`${database}\`.* TO ?@?`, [account, host]);
     }
     return { apiUser, loaderUser, host };
   } finally {

@@ -58,7 +58,6 @@ export const HEADERS = {
 // Field rules
 
 const HEX_ID = /^[0-9a-f]{32}$/;
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
 // DECIMAL(12,2): at most 10 integer digits and 2 decimals, no sign, no exponent.
 const MONEY = /^\d{1,10}(\.\d{1,2})?$/;
 const UNSIGNED_INT = /^\d{1,10}$/;
@@ -80,29 +79,47 @@ export const MESSAGES = {
   int: `must be empty or an integer from 0 to ${INT_MAX}`,
 } as const;
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return DAYS_IN_MONTH[month - 1] ?? 0;
 }
 
 /** True for 'YYYY-MM-DD HH:MM:SS' naming a real calendar date and time of day (years 1000-9999). */
 export function isValidTimestamp(value: string): boolean {
-  const m = TIMESTAMP.exec(value);
-  if (m === null) return false;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  const hour = Number(m[4]);
-  const minute = Number(m[5]);
-  const second = Number(m[6]);
+  // Same rule as the TIMESTAMP pattern plus calendar checks, on char codes: this runs for three
+  // to five fields of every order and item row.
+  if (value.length !== 19) return false;
+  for (let i = 0; i < 19; i += 1) {
+    const c = value.charCodeAt(i);
+    if (i === 4 || i === 7) {
+      if (c !== 45 /* - */) return false;
+    } else if (i === 10) {
+      if (c !== 32 /* space */) return false;
+    } else if (i === 13 || i === 16) {
+      if (c !== 58 /* : */) return false;
+    } else if (c < 48 || c > 57) {
+      return false;
+    }
+  }
+  const digits = (from: number, to: number): number => {
+    let n = 0;
+    for (let i = from; i < to; i += 1) n = n * 10 + (value.charCodeAt(i) - 48);
+    return n;
+  };
+  const year = digits(0, 4);
+  const month = digits(5, 7);
+  const day = digits(8, 10);
   return (
     year >= 1000 &&
     month >= 1 &&
     month <= 12 &&
     day >= 1 &&
     day <= daysInMonth(year, month) &&
-    hour <= 23 &&
-    minute <= 59 &&
-    second <= 59
+    digits(11, 13) <= 23 &&
+    digits(14, 16) <= 59 &&
+    digits(17, 19) <= 59
   );
 }
 
@@ -267,6 +284,112 @@ export const KEY_OF: { [K in FileKind]: (row: RowsByKind[K]) => string } = {
   items: (r) => `${r.orderId}:${r.orderItemId}`,
 };
 
+// ---------------------------------------------------------------------------------------------
+// Fast path. The zod schemas above are the contract; running them on every row costs more than
+// parsing the CSV. These hand-written checks accept exactly the rows the schemas accept and
+// build the same output (test/loader/contract.test.ts compares both on generated inputs); a row
+// they refuse goes through zod, which names the broken rules.
+
+const ITEM_SEQ = /^[1-9]\d{0,4}$/;
+const STATE = /^[A-Z]{2}$/;
+const ZIP = /^\d{1,10}$/;
+const STATUS_SET: ReadonlySet<string> = new Set(ORDER_STATUSES);
+
+function isOptionalTimestamp(v: string): boolean {
+  return v === '' || isValidTimestamp(v);
+}
+function optionalUnsignedValue(v: string, max: number): number | null | undefined {
+  if (v === '') return null;
+  if (!UNSIGNED_INT.test(v)) return undefined;
+  const n = Number(v);
+  return n <= max ? n : undefined;
+}
+function isText(v: string, max: number): boolean {
+  return v.length >= 1 && v.length <= max;
+}
+
+/** The row when every field passes, undefined otherwise (then zod explains why). */
+export const FAST_VALIDATORS: { [K in FileKind]: (f: readonly string[]) => RowsByKind[K] | undefined } = {
+  translation: ([name = '', english = '']) =>
+    isText(name, 100) && isText(english, 100) ? { categoryName: name, categoryNameEnglish: english } : undefined,
+  sellers: ([sellerId = '', zip = '', city = '', st = '']) =>
+    HEX_ID.test(sellerId) && ZIP.test(zip) && isText(city, 128) && STATE.test(st)
+      ? { sellerId, zipCodePrefix: zip, city, state: st }
+      : undefined,
+  customers: ([customerId = '', uniqueId = '', zip = '', city = '', st = '']) =>
+    HEX_ID.test(customerId) && HEX_ID.test(uniqueId) && ZIP.test(zip) && isText(city, 128) && STATE.test(st)
+      ? { customerId, customerUniqueId: uniqueId, zipCodePrefix: zip, city, state: st }
+      : undefined,
+  products: ([productId = '', cat = '', nameLen = '', descLen = '', photos = '', weight = '', len = '', height = '', width = '']) => {
+    if (!HEX_ID.test(productId) || cat.length > 100) return undefined;
+    const nameLength = optionalUnsignedValue(nameLen, SMALLINT_MAX);
+    const descriptionLength = optionalUnsignedValue(descLen, INT_MAX);
+    const photosQty = optionalUnsignedValue(photos, SMALLINT_MAX);
+    const weightG = optionalUnsignedValue(weight, INT_MAX);
+    const lengthCm = optionalUnsignedValue(len, SMALLINT_MAX);
+    const heightCm = optionalUnsignedValue(height, SMALLINT_MAX);
+    const widthCm = optionalUnsignedValue(width, SMALLINT_MAX);
+    if (
+      nameLength === undefined ||
+      descriptionLength === undefined ||
+      photosQty === undefined ||
+      weightG === undefined ||
+      lengthCm === undefined ||
+      heightCm === undefined ||
+      widthCm === undefined
+    ) {
+      return undefined;
+    }
+    return {
+      productId,
+      categoryName: cat === '' ? null : cat,
+      nameLength,
+      descriptionLength,
+      photosQty,
+      weightG,
+      lengthCm,
+      heightCm,
+      widthCm,
+    };
+  },
+  orders: ([orderId = '', customerId = '', status = '', purchased = '', approved = '', carrier = '', delivered = '', estimated = '']) =>
+    HEX_ID.test(orderId) &&
+    HEX_ID.test(customerId) &&
+    STATUS_SET.has(status) &&
+    isValidTimestamp(purchased) &&
+    isOptionalTimestamp(approved) &&
+    isOptionalTimestamp(carrier) &&
+    isOptionalTimestamp(delivered) &&
+    isValidTimestamp(estimated)
+      ? {
+          orderId,
+          customerId,
+          status: status as OrderStatus,
+          purchasedAt: purchased,
+          approvedAt: approved === '' ? null : approved,
+          deliveredCarrierAt: carrier === '' ? null : carrier,
+          deliveredCustomerAt: delivered === '' ? null : delivered,
+          estimatedDeliveryAt: estimated,
+        }
+      : undefined,
+  items: ([orderId = '', seq = '', productId = '', sellerId = '', shipping = '', price = '', freight = '']) => {
+    if (
+      !HEX_ID.test(orderId) ||
+      !ITEM_SEQ.test(seq) ||
+      !HEX_ID.test(productId) ||
+      !HEX_ID.test(sellerId) ||
+      !isValidTimestamp(shipping) ||
+      !MONEY.test(price) ||
+      !MONEY.test(freight)
+    ) {
+      return undefined;
+    }
+    const orderItemId = Number(seq);
+    if (orderItemId > SMALLINT_MAX) return undefined;
+    return { orderId, orderItemId, productId, sellerId, shippingLimitAt: shipping, price, freightValue: freight };
+  },
+};
+
 export type Validation<T> = { ok: true; row: T } | { ok: false; reason: string };
 
 const REASON_MAX = 1024;
@@ -282,6 +405,15 @@ function quote(value: unknown): string {
  * lists every broken rule as `field: message (got "value")`.
  */
 export function validateRecord<K extends FileKind>(kind: K, fields: readonly string[]): Validation<RowsByKind[K]> {
+  if (fields.length === HEADERS[kind].length) {
+    const row = (FAST_VALIDATORS[kind] as (f: readonly string[]) => RowsByKind[K] | undefined)(fields);
+    if (row !== undefined) return { ok: true, row };
+  }
+  return validateWithZod(kind, fields);
+}
+
+/** The contract itself: the zod schema of the file (slow; names every broken rule). */
+export function validateWithZod<K extends FileKind>(kind: K, fields: readonly string[]): Validation<RowsByKind[K]> {
   const header: readonly string[] = HEADERS[kind];
   if (fields.length !== header.length) {
     return { ok: false, reason: `wrong number of fields: expected ${header.length}, got ${fields.length}` };

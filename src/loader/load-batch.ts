@@ -38,6 +38,11 @@ import {
   upsertProducts,
   upsertSellers,
   upsertTranslations,
+  prepareConnection,
+  propagateTranslations,
+  refreshWideForOrders,
+  updateWideCustomers,
+  updateWideProducts,
   withTransaction,
   type ItemWithPurchase,
   type RejectedRow,
@@ -93,8 +98,8 @@ export class LoadError extends Error {
   }
 }
 
-const DEFAULT_CHUNK_SIZE = 2000;
-const MAX_CHUNK_SIZE = 10_000;
+const DEFAULT_CHUNK_SIZE = 10_000;
+const MAX_CHUNK_SIZE = 50_000;
 /** Chunks queued for writing while the next one is parsed: bounds memory. */
 const MAX_PENDING_WRITES = 2;
 const DEFAULT_WRITERS = 4;
@@ -184,6 +189,10 @@ class PartitionedWriter {
   }
 }
 
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function partitionOf(key: string, partitions: number): number {
   let hash = 0;
   for (let i = 0; i < key.length; i += 1) hash = (hash * 31 + key.charCodeAt(i)) | 0;
@@ -191,7 +200,7 @@ function partitionOf(key: string, partitions: number): number {
 }
 
 const RETRYABLE_ERRNOS = new Set([1213 /* deadlock */, 1205 /* lock wait timeout */]);
-const MAX_ATTEMPTS = 5;
+const MAX_ATTEMPTS = 8;
 
 function isRetryable(error: unknown): boolean {
   return typeof error === 'object' && error !== null && 'errno' in error && RETRYABLE_ERRNOS.has(Number(error.errno));
@@ -253,6 +262,8 @@ async function loadFile<K extends FileKind>(
     if (rows.size === 0 && rejected.length === 0) return;
     const parts: SourcedRow<RowsByKind[K]>[][] = partitions.map(() => []);
     for (const entry of rows.values()) parts[partitionOf(partitionKey(entry.row), partitions.length)]?.push(entry);
+    // Key order inside a statement: neighbouring rows land on the same B-tree pages.
+    for (const part of parts) part.sort((a, b) => compareKeys(keyOf(a.row), keyOf(b.row)));
     const chunkRejected = rejected;
     rows = new Map();
     rejected = [];
@@ -279,6 +290,10 @@ async function loadFile<K extends FileKind>(
           } catch (error) {
             if (!isRetryable(error) || attempt >= MAX_ATTEMPTS) throw error;
             ctx.log(`${name}: ${error instanceof Error ? error.message : 'lock conflict'}; retrying chunk (attempt ${attempt + 1})`);
+            // Writers that deadlocked once collide again if they retry in lockstep: back off
+            // with jitter (reliability: a rerun after a crash upserts existing rows, and those
+            // take next-key locks that make deadlocks between writers frequent).
+            await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** attempt));
           }
         }
       });
@@ -359,18 +374,26 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       for (let i = 0; i < writers; i += 1) {
         const conn = await pool.getConnection();
         conns.push(conn);
-        // Row locks only, no gap locks: concurrent chunk upserts of distinct keys rarely conflict.
-        await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        await prepareConnection(conn);
       }
       const writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
       const ctx: Context = { batchId, dir, chunkSize, writer, log };
 
       stats.set(
         'translation',
-        await loadFile(ctx, 'translation', async (c, rows) => {
-          await upsertTranslations(c, batchId, rows.map((r) => r.row));
-        }),
+        await loadFile(
+          ctx,
+          'translation',
+          async (c, rows) => {
+            await upsertTranslations(c, batchId, rows.map((r) => r.row));
+            await propagateTranslations(c, rows.map((r) => r.row.categoryName));
+          },
+          // Tens of rows, but propagating them scans dim_product: one writer, so translation
+          // chunks never deadlock each other, and drained before the customers' wide updates.
+          () => '',
+        ),
       );
+      await ctx.writer.drain();
       stats.set(
         'sellers',
         await loadFile(ctx, 'sellers', async (c, rows) => {
@@ -381,6 +404,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         'customers',
         await loadFile(ctx, 'customers', async (c, rows) => {
           await upsertCustomers(c, batchId, rows.map((r) => r.row));
+          await updateWideCustomers(c, rows.map((r) => r.row.customerId));
         }),
       );
 
@@ -398,6 +422,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
               categoryNameEnglish: r.categoryName === null ? null : (translations.get(r.categoryName) ?? null),
             })),
           );
+          await updateWideProducts(c, rows.map((r) => r.row.productId));
         }),
       );
 
@@ -422,6 +447,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       // Items check their order and seller in the database: every order and seller chunk is
       // committed (drained) before the first item chunk is parsed.
       await ctx.writer.drain();
+      const knownSellers = new Set<string>();
       stats.set(
         'items',
         await loadFile(
@@ -429,7 +455,10 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
           'items',
           async (c, rows: SourcedRow<ItemRow>[]) => {
             const orders = await findOrders(c, distinct(rows.map((r) => r.row.orderId)));
-            const sellers = await findSellers(c, distinct(rows.map((r) => r.row.sellerId)));
+            // Sellers are few: once seen in the database, not looked up again in this batch.
+            const unknownSellers = distinct(rows.map((r) => r.row.sellerId)).filter((id) => !knownSellers.has(id));
+            for (const id of await findSellers(c, unknownSellers)) knownSellers.add(id);
+            const sellers = knownSellers;
             const accepted: ItemWithPurchase[] = [];
             const refused: RejectedRow[] = [];
             for (const { row, line, fields } of rows) {
@@ -448,6 +477,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
               }
             }
             await upsertItems(c, batchId, accepted);
+            await refreshWideForOrders(c, distinct(accepted.map((r) => r.orderId)));
             return { refused };
           },
           // Same partition as the item's order: its purchased_at re-alignment runs on that writer.

@@ -1,6 +1,7 @@
 // All of the loader's SQL: batch and stage bookkeeping, quarantine, and the chunk upserts into
 // the staging star schema. Upserts are SCD type 1 (INSERT ... ON DUPLICATE KEY UPDATE, no
 // history): the last writer's values win and batch_id / updated_at name the writing batch.
+import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { PipelineStage, RunStatus } from '../db/schema.js';
 import {
@@ -127,6 +128,60 @@ export async function insertRejected(db: Queryable, batchId: string, rows: reado
 // Chunk upserts. `rows` are deduplicated by key by the caller (one statement never holds the
 // same key twice) and bounded by the chunk size.
 
+// Values the contract already restricted to these characters (ids, digits, decimals,
+// timestamps, states, most names) are quoted as they are; anything else goes through the
+// driver's escaping. Building the statement text here costs a fraction of the driver's
+// placeholder formatting, which escapes every value of a 10,000-row chunk one by one.
+const SAFE_TEXT = /^[0-9A-Za-z _.:-]*$/;
+
+function sqlLiteral(value: SqlValue): string {
+  if (value === null) return 'NULL';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'NULL';
+  return SAFE_TEXT.test(value) ? `'${value}'` : mysql.escape(value);
+}
+
+/** `(v1, v2, …), (…)` for a multi-row VALUES clause. */
+export function valuesList(rows: readonly SqlValue[][]): string {
+  const parts: string[] = new Array<string>(rows.length);
+  for (let r = 0; r < rows.length; r += 1) {
+    const row = rows[r] as SqlValue[];
+    let text = '(';
+    for (let c = 0; c < row.length; c += 1) text += (c === 0 ? '' : ',') + sqlLiteral(row[c] ?? null);
+    parts[r] = `${text})`;
+  }
+  return parts.join(',');
+}
+
+/** `'a','b'` for an IN list of contract-checked ids or names. */
+export function inList(values: readonly string[]): string {
+  return values.map((v) => sqlLiteral(v)).join(',');
+}
+
+/**
+ * A writer connection's key list: a MEMORY temporary table that set-based statements join
+ * from (STRAIGHT_JOIN, so every lookup is an index probe). A long `IN (…)` list is not enough:
+ * MariaDB turns lists of 1,000+ values into a subquery or a range the optimizer may prefer to
+ * answer with a full table scan, which made every chunk cost as much as the table's size.
+ */
+const KEYS_TABLE = 'tmp_loader_keys';
+
+export async function prepareConnection(conn: PoolConnection): Promise<void> {
+  // Row locks only, no gap locks: concurrent chunk upserts of distinct keys rarely conflict.
+  await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+  await conn.query(
+    `CREATE TEMPORARY TABLE IF NOT EXISTS ${KEYS_TABLE} (k CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY) ENGINE=MEMORY`,
+  );
+}
+
+/** Replaces the connection's key list (contract-checked ids: 32 hex characters). */
+async function setKeys(db: Queryable, keys: readonly string[]): Promise<void> {
+  await db.query(`DELETE FROM ${KEYS_TABLE}`);
+  for (let i = 0; i < keys.length; i += 20_000) {
+    const slice = keys.slice(i, i + 20_000);
+    await db.query(`INSERT IGNORE INTO ${KEYS_TABLE} (k) VALUES ${slice.map((k) => `(${sqlLiteral(k)})`).join(',')}`);
+  }
+}
+
 async function upsert(
   db: Queryable,
   table: string,
@@ -140,8 +195,7 @@ async function upsert(
     .concat('`updated_at` = CURRENT_TIMESTAMP(3)')
     .join(', ');
   await db.query(
-    `INSERT INTO \`${table}\` (${[...columns, 'batch_id'].map((c) => `\`${c}\``).join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${set}`,
-    [values],
+    `INSERT INTO \`${table}\` (${[...columns, 'batch_id'].map((c) => `\`${c}\``).join(', ')}) VALUES ${valuesList(values)} ON DUPLICATE KEY UPDATE ${set}`,
   );
 }
 
@@ -232,9 +286,9 @@ const ORDER_ATTRIBUTES = [
 
 /**
  * Upserts a chunk of orders, the calendar days they were purchased on (dim_date; `days` lets the
- * caller skip days it already wrote in this batch), and re-aligns
- * the denormalised purchased_at of items already stored for these orders (an order whose
- * purchase time changed). Run it inside the chunk's transaction.
+ * caller skip days it already wrote in this batch), re-aligns the denormalised purchased_at of
+ * items already stored for these orders (an order whose purchase time changed) and updates their
+ * order_item_wide rows. Run it inside the chunk's transaction.
  */
 export async function upsertOrders(
   db: Queryable,
@@ -273,26 +327,39 @@ export async function upsertOrders(
   );
   // Items keep their batch_id (their own values did not come from this batch); only the copy of
   // the order's purchase time follows the order.
-  await db.query(
-    `UPDATE fact_order_item i JOIN fact_order o ON o.order_id = i.order_id
+  await setKeys(db, rows.map((r) => r.orderId));
+  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN fact_order o ON o.order_id = k.k
+        STRAIGHT_JOIN fact_order_item i ON i.order_id = k.k
         SET i.purchased_at = o.purchased_at, i.updated_at = CURRENT_TIMESTAMP(3)
-      WHERE i.order_id IN (?) AND i.purchased_at <> o.purchased_at`,
-    [rows.map((r) => r.orderId)],
-  );
+      WHERE i.purchased_at <> o.purchased_at`);
+  // The wide rows of items stored before follow the order (status, timestamps, purchase time
+  // (part of the wide primary key), customer).
+  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN fact_order o ON o.order_id = k.k
+       STRAIGHT_JOIN order_item_wide w ON w.order_id = k.k
+       LEFT JOIN dim_customer c ON c.customer_id = o.customer_id
+        SET w.purchased_at = o.purchased_at, w.order_status = o.order_status, w.approved_at = o.approved_at,
+            w.delivered_carrier_at = o.delivered_carrier_at, w.delivered_customer_at = o.delivered_customer_at,
+            w.estimated_delivery_at = o.estimated_delivery_at, w.customer_state = c.state,
+            w.updated_at = CURRENT_TIMESTAMP(3)
+      WHERE NOT (w.purchased_at <=> o.purchased_at AND w.order_status <=> o.order_status
+                 AND w.approved_at <=> o.approved_at AND w.delivered_carrier_at <=> o.delivered_carrier_at
+                 AND w.delivered_customer_at <=> o.delivered_customer_at
+                 AND w.estimated_delivery_at <=> o.estimated_delivery_at AND w.customer_state <=> c.state)`);
 }
 
 /** purchased_at of the given orders that exist in fact_order. */
 export async function findOrders(db: Queryable, orderIds: readonly string[]): Promise<Map<string, string>> {
   if (orderIds.length === 0) return new Map();
-  const [rows] = await db.query<RowDataPacket[]>('SELECT order_id, purchased_at FROM fact_order WHERE order_id IN (?)', [
-    orderIds,
-  ]);
+  await setKeys(db, orderIds);
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT o.order_id, o.purchased_at FROM ${KEYS_TABLE} k STRAIGHT_JOIN fact_order o ON o.order_id = k.k`,
+  );
   return new Map(rows.map((r) => [String(r.order_id), String(r.purchased_at)]));
 }
 
 export async function findSellers(db: Queryable, sellerIds: readonly string[]): Promise<Set<string>> {
   if (sellerIds.length === 0) return new Set();
-  const [rows] = await db.query<RowDataPacket[]>('SELECT seller_id FROM dim_seller WHERE seller_id IN (?)', [sellerIds]);
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT seller_id FROM dim_seller WHERE seller_id IN (${inList(sellerIds)})`);
   return new Set(rows.map((r) => String(r.seller_id)));
 }
 
@@ -318,6 +385,102 @@ export async function upsertItems(db: Queryable, batchId: string, rows: readonly
       batchId,
     ]),
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// order_item_wide, the One Big Table read model. It must always equal what
+// drizzle/0002_backfill_order_item_wide.sql's SELECT gives from the star tables, so every chunk
+// that changes a star row the wide table copies re-derives the affected wide rows, set-based
+// from the star tables, in the chunk's own transaction.
+
+const WIDE_COLUMNS = [
+  'seller_id',
+  'purchased_at',
+  'order_id',
+  'order_item_id',
+  'product_id',
+  'product_category',
+  'price',
+  'freight_value',
+  'shipping_limit_at',
+  'order_status',
+  'approved_at',
+  'delivered_carrier_at',
+  'delivered_customer_at',
+  'estimated_delivery_at',
+  'customer_state',
+  'batch_id',
+] as const;
+
+/**
+ * The backfill migration's SELECT (same expressions, same joins) restricted to the orders in the
+ * connection's key list.
+ */
+const WIDE_SELECT_FROM_KEYS = `SELECT i.seller_id, i.purchased_at, i.order_id, i.order_item_id, i.product_id, p.category_name_english,
+       i.price, i.freight_value, i.shipping_limit_at, o.order_status, o.approved_at, o.delivered_carrier_at,
+       o.delivered_customer_at, o.estimated_delivery_at, c.state, i.batch_id
+  FROM ${KEYS_TABLE} k
+  STRAIGHT_JOIN fact_order o ON o.order_id = k.k
+  STRAIGHT_JOIN fact_order_item i ON i.order_id = k.k
+  LEFT JOIN dim_product p ON p.product_id = i.product_id
+  LEFT JOIN dim_customer c ON c.customer_id = o.customer_id`;
+
+// Every column but the unique key (order_id, order_item_id) follows the star tables; seller_id
+// and purchased_at are part of the primary key, so the update moves the row in the clustered index.
+const WIDE_UPSERT_SET = WIDE_COLUMNS.filter((c) => c !== 'order_id' && c !== 'order_item_id')
+  .map((c) => `\`${c}\` = VALUES(\`${c}\`)`)
+  .concat('`updated_at` = CURRENT_TIMESTAMP(3)')
+  .join(', ');
+
+/**
+ * Re-derives the wide rows of every stored item of these orders (new or re-loaded items). Run it
+ * after the items chunk's upsert, in the same transaction.
+ */
+export async function refreshWideForOrders(db: Queryable, orderIds: readonly string[]): Promise<void> {
+  if (orderIds.length === 0) return;
+  await setKeys(db, orderIds);
+  await db.query(
+    `INSERT INTO order_item_wide (${WIDE_COLUMNS.map((c) => `\`${c}\``).join(', ')})
+     ${WIDE_SELECT_FROM_KEYS}
+     ON DUPLICATE KEY UPDATE ${WIDE_UPSERT_SET}`,
+  );
+}
+
+/** After a customers chunk: customer_state of the items of their orders. */
+export async function updateWideCustomers(db: Queryable, customerIds: readonly string[]): Promise<void> {
+  if (customerIds.length === 0) return;
+  await setKeys(db, customerIds);
+  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN dim_customer c ON c.customer_id = k.k
+       STRAIGHT_JOIN fact_order o ON o.customer_id = k.k
+       STRAIGHT_JOIN order_item_wide w ON w.order_id = o.order_id
+        SET w.customer_state = c.state, w.updated_at = CURRENT_TIMESTAMP(3)
+      WHERE NOT (w.customer_state <=> c.state)`);
+}
+
+/** After a products chunk: product_category of the items of these products. */
+export async function updateWideProducts(db: Queryable, productIds: readonly string[]): Promise<void> {
+  if (productIds.length === 0) return;
+  await setKeys(db, productIds);
+  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN dim_product p ON p.product_id = k.k
+       STRAIGHT_JOIN order_item_wide w ON w.product_id = k.k
+        SET w.product_category = p.category_name_english, w.updated_at = CURRENT_TIMESTAMP(3)
+      WHERE NOT (w.product_category <=> p.category_name_english)`);
+}
+
+/**
+ * After a translations chunk: stored products of these (Portuguese) categories take the new
+ * English name (their batch_id stays: their own values did not come from this batch), and so do
+ * the wide rows of their items.
+ */
+export async function propagateTranslations(db: Queryable, categoryNames: readonly string[]): Promise<void> {
+  if (categoryNames.length === 0) return;
+  await db.query(`UPDATE dim_product p JOIN dim_category_translation t ON t.category_name = p.category_name
+        SET p.category_name_english = t.category_name_english, p.updated_at = CURRENT_TIMESTAMP(3)
+      WHERE t.category_name IN (${inList(categoryNames)}) AND NOT (p.category_name_english <=> t.category_name_english)`);
+  await db.query(`UPDATE order_item_wide w
+       JOIN dim_product p ON p.product_id = w.product_id
+        SET w.product_category = p.category_name_english, w.updated_at = CURRENT_TIMESTAMP(3)
+      WHERE p.category_name IN (${inList(categoryNames)}) AND NOT (w.product_category <=> p.category_name_english)`);
 }
 
 /** Rows of a table whose last writer is the batch: the distinct rows it wrote. */

@@ -65,6 +65,7 @@ export const ALL_TABLES = [
   'dim_date',
   'fact_order',
   'fact_order_item',
+  'order_item_wide',
   'etl_batch',
   'etl_batch_stage',
   'etl_rejected_row',

@@ -1,9 +1,14 @@
 // Least privilege in the database: scripts/create-db-users.ts creates the API and loader
 // accounts; the API account can serve and record its stage, and cannot change facts or schema.
 import { randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDbUsers, LOADER_TABLES, SERVING_TABLES } from '../../scripts/create-db-users.js';
+import { generateDataset } from '../../src/generate/generate.js';
+import { loadBatch } from '../../src/loader/load-batch.js';
 import { buildTestApp } from '../helpers/app.js';
 import { SERVER_URL, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { FIXTURE_BATCH, SELLERS, seedMarketplace } from '../helpers/fixtures.js';
@@ -130,5 +135,17 @@ describe('the loader account', () => {
     expect(await denied(loader, `ALTER TABLE fact_order_item ADD COLUMN x INT`)).toMatch(DENIED);
     expect(await denied(loader, `CREATE TABLE t (id INT)`)).toMatch(DENIED);
     expect(await denied(loader, `SELECT * FROM __drizzle_migrations`)).toMatch(DENIED);
+  });
+  it('is enough to run a whole load as this account', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'oi-loader-user-'));
+    await generateDataset({ out: dir, sellers: 3, orders: 40, seed: 11 });
+    const url = new URL(db.url);
+    url.username = loaderUser;
+    url.password = loaderPassword;
+    const summary = await loadBatch({ databaseUrl: url.toString(), dir });
+    expect(summary.status).toBe('succeeded');
+    expect(summary.files['olist_order_items_dataset.csv'].rejected).toBe(0);
+    const [rows] = await loader.query(`SELECT COUNT(*) AS n FROM order_item_wide WHERE batch_id = ?`, [summary.batchId]);
+    expect((rows as { n: number }[])[0]?.n).toBe(summary.files['olist_order_items_dataset.csv'].loaded);
   });
 });

@@ -12,8 +12,10 @@ import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
 import errorsPlugin from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
+import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
 import openapiPlugin from './plugins/openapi.js';
+import repositoriesPlugin from './plugins/repositories.js';
 import securityPlugin from './plugins/security.js';
 
 type LogDestination = NonNullable<FastifyLoggerOptions['stream']>;
@@ -28,6 +30,12 @@ export interface BuildOptions {
    * cannot be replaced: a test or caller that customises logging can never turn redaction off.
    */
   logger?: Omit<FastifyLoggerOptions, 'redact'> & Record<string, unknown>;
+  /**
+   * Benchmarks only (bench/app-server.ts): serves every tenant route as this seller without
+   * reading any token, and records no request/query/e2e metrics, to measure what auth and metrics
+   * cost. Programmatic only: server.ts never sets it and no environment variable reaches it.
+   */
+  benchmarkWithoutAuthAndMetricsAsSeller?: string;
 }
 
 export const MAX_HEADER_BYTES = 16 * 1024;
@@ -79,9 +87,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const cursors = new CursorCodec(config.cursorSecret);
 
   await app.register(errorsPlugin);
-  await app.register(metricsPlugin, { config });
+  await app.register(metricsPlugin, { config, recording: options.benchmarkWithoutAuthAndMetricsAsSeller === undefined });
+  await app.register(loadSheddingPlugin, { config });
   await app.register(dbPlugin, { config });
-  await app.register(authPlugin, { config });
+  await app.register(repositoriesPlugin, { config });
+  await app.register(authPlugin, { config, benchmarkSellerId: options.benchmarkWithoutAuthAndMetricsAsSeller });
   await app.register(securityPlugin, { config });
   await app.register(openapiPlugin);
   await app.register(pipelineMonitor, { config });

@@ -1,5 +1,6 @@
 // The only place that reads the environment. Everything else receives a typed, frozen Config.
 import { z } from 'zod';
+import { READ_MODELS, type ReadModelName } from './modules/order-items/read-models.js';
 
 export const DEFAULT_DATABASE_URL = 'mysql://root@127.0.0.1:3306/order_items';
 
@@ -42,9 +43,25 @@ const envSchema = z
     CURSOR_SECRET: optionalText,
     JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(30).default(5),
 
+    // wide: measured faster than star in every read scenario (BENCHMARKS.md, "Read path").
+    READ_MODEL: z.enum(READ_MODELS).default('wide'),
     DB_POOL_SIZE: positiveInt.max(500).default(10),
     DB_QUERY_TIMEOUT_MS: positiveInt.default(2000),
     DB_ACQUIRE_TIMEOUT_MS: positiveInt.default(1000),
+    // Waiters beyond this many are refused at once (503) instead of queueing.
+    DB_QUEUE_LIMIT: positiveInt.max(100_000).default(100),
+    // Must stay under the server's wait_timeout (and any proxy idle cut); checked at startup.
+    DB_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
+
+    // Graceful shutdown: readiness fails, then SHUTDOWN_DRAIN_DELAY_MS of normal service while
+    // load balancers notice, then in-flight requests finish; past the deadline the process exits 1.
+    SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
+    SHUTDOWN_DEADLINE_MS: positiveInt.default(10_000),
+    // Load shedding (503 + Retry-After) when the event loop lags; 0 disables the check.
+    LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(200),
+    // Event-loop utilisation (0-1) above which requests are shed; 0 disables the check.
+    LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: z.coerce.number().min(0).max(1).default(0),
+    LOAD_SHED_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(2),
 
     FRESHNESS_CACHE_MS: z.coerce.number().int().min(0).default(1000),
     PIPELINE_METRICS_REFRESH_MS: positiveInt.default(15000),
@@ -79,6 +96,13 @@ const envSchema = z
     if (env.CURSOR_SECRET !== undefined && Buffer.byteLength(env.CURSOR_SECRET, 'utf8') < 32) {
       ctx.addIssue({ code: 'custom', path: ['CURSOR_SECRET'], message: 'must be at least 32 bytes' });
     }
+    if (env.SHUTDOWN_DEADLINE_MS <= env.SHUTDOWN_DRAIN_DELAY_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SHUTDOWN_DEADLINE_MS'],
+        message: 'must be greater than SHUTDOWN_DRAIN_DELAY_MS (in-flight requests need time to finish)',
+      });
+    }
     if (env.JWT_PUBLIC_KEY !== undefined && !/^-----BEGIN PUBLIC KEY-----/.test(env.JWT_PUBLIC_KEY.trim())) {
       ctx.addIssue({
         code: 'custom',
@@ -107,10 +131,22 @@ export interface Config {
     readonly tenantClaim: string;
     readonly clockToleranceSeconds: number;
   };
+  /** Where order items are read from: the star schema or the wide table. */
+  readonly readModel: ReadModelName;
   readonly db: {
     readonly poolSize: number;
     readonly queryTimeoutMs: number;
     readonly acquireTimeoutMs: number;
+    readonly queueLimit: number;
+    readonly idleTimeoutMs: number;
+  };
+  readonly shutdown: { readonly drainDelayMs: number; readonly deadlineMs: number };
+  readonly loadShedding: {
+    /** 0 = off. */
+    readonly maxEventLoopDelayMs: number;
+    /** 0 = off. */
+    readonly maxEventLoopUtilization: number;
+    readonly retryAfterSeconds: number;
   };
   /** Signs pagination cursors; undefined means a random key per process (single instance only). */
   readonly cursorSecret: string | undefined;
@@ -155,10 +191,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tenantClaim: e.JWT_TENANT_CLAIM,
       clockToleranceSeconds: e.JWT_CLOCK_TOLERANCE_SECONDS,
     },
+    readModel: e.READ_MODEL,
     db: {
       poolSize: e.DB_POOL_SIZE,
       queryTimeoutMs: e.DB_QUERY_TIMEOUT_MS,
       acquireTimeoutMs: e.DB_ACQUIRE_TIMEOUT_MS,
+      queueLimit: e.DB_QUEUE_LIMIT,
+      idleTimeoutMs: e.DB_IDLE_TIMEOUT_MS,
+    },
+    shutdown: { drainDelayMs: e.SHUTDOWN_DRAIN_DELAY_MS, deadlineMs: e.SHUTDOWN_DEADLINE_MS },
+    loadShedding: {
+      maxEventLoopDelayMs: e.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: e.LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION,
+      retryAfterSeconds: e.LOAD_SHED_RETRY_AFTER_SECONDS,
     },
     cursorSecret: e.CURSOR_SECRET ?? e.JWT_SECRET,
     freshnessCacheMs: e.FRESHNESS_CACHE_MS,

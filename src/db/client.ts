@@ -7,6 +7,8 @@ export interface PoolSettings {
   /** Requests allowed to wait for a connection; beyond that mysql2 fails at once. */
   queueLimit?: number;
   multipleStatements?: boolean;
+  /** Idle connections are closed after this long; keep it under the server's wait_timeout. */
+  idleTimeoutMs?: number;
 }
 
 export function databaseName(databaseUrl: string): string {
@@ -36,10 +38,11 @@ export function poolOptions(databaseUrl: string, settings: PoolSettings = {}): P
     connectionLimit: settings.connectionLimit ?? 10,
     queueLimit: settings.queueLimit ?? 0,
     waitForConnections: true,
-    // Idle connections are closed well before a server's default wait_timeout (8 h) or a
-    // proxy's idle cut, so the pool rarely hands out a connection the server already dropped.
+    // Idle connections are closed before the server's wait_timeout (default 8 h) or a proxy's
+    // idle cut, so the pool rarely hands out a connection the server already dropped (mysql2
+    // does not ping on checkout; Database retries an idempotent read once for the rest).
     maxIdle: settings.connectionLimit ?? 10,
-    idleTimeout: 60_000,
+    idleTimeout: settings.idleTimeoutMs ?? 60_000,
     enableKeepAlive: true,
     keepAliveInitialDelay: 10_000,
     connectTimeout: 5_000,

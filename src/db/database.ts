@@ -25,6 +25,8 @@ export interface DatabaseOptions {
   queryTimeoutMs: number;
   acquireTimeoutMs: number;
   observe?: QueryObserver;
+  /** Called once, when the engine is first known (at startup, or at the first connection). */
+  onEngineDetected?: (engine: Engine, version: string) => void;
 }
 
 // Errors that mean "the connection or the server is gone", not "the query is wrong".
@@ -40,13 +42,24 @@ const CONNECTION_ERROR_CODES = new Set([
   'ER_CON_COUNT_ERROR',
   'ER_SERVER_SHUTDOWN',
   'ER_NORMAL_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+  'ER_CLIENT_INTERACTION_TIMEOUT',
   'ER_ACCESS_DENIED_ERROR',
   'ER_BAD_DB_ERROR',
   'ER_NO_SUCH_TABLE',
   'POOL_CLOSED',
   'QUEUE_LIMIT_REACHED',
 ]);
-const RETRYABLE_ON_FRESH_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST']);
+// A pooled connection the server already dropped (wait_timeout, restart, proxy idle cut) fails
+// with one of these on first use; an idempotent read is then retried once on another connection.
+const RETRYABLE_ON_FRESH_CONNECTION = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_CLIENT_INTERACTION_TIMEOUT',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+]);
 // MariaDB ER_STATEMENT_TIMEOUT (1969) and MySQL ER_QUERY_TIMEOUT (3024).
 const TIMEOUT_ERRNOS = new Set([1969, 3024]);
 const INTERRUPTED_ERRNO = 1317;
@@ -136,12 +149,21 @@ export class Database {
     }
   }
 
+  /** Readiness: a connection and one round trip, each bounded in time. */
   async ping(): Promise<void> {
-    const connection = await this.acquire();
+    const connection = await this.acquire().catch((error: unknown) => {
+      throw this.translate(error);
+    });
+    let healthy = true;
     try {
+      if (this.#engine === undefined) await this.detectEngine(connection);
       await connection.query({ sql: 'SELECT 1', timeout: this.options.queryTimeoutMs });
+    } catch (error) {
+      healthy = false;
+      throw this.translate(error);
     } finally {
-      connection.release();
+      if (healthy) connection.release();
+      else connection.destroy();
     }
   }
 
@@ -188,11 +210,43 @@ export class Database {
     }
   }
 
+  /**
+   * Reads the server version once and picks the time-budget syntax. Called at startup; when the
+   * database is down then, the first query that gets a connection does it instead.
+   */
+  async detect(): Promise<Engine> {
+    if (this.#engine !== undefined) return this.#engine;
+    const connection = await this.acquire().catch((error: unknown) => {
+      throw this.translate(error);
+    });
+    try {
+      return await this.detectEngine(connection);
+    } catch (error) {
+      throw this.translate(error);
+    } finally {
+      connection.release();
+    }
+  }
+
+  /** The server's wait_timeout in seconds (the pool's idle timeout must stay below it). */
+  async serverWaitTimeoutSeconds(): Promise<number> {
+    const rows = await this.select<RowDataPacket & { wait_timeout: number | string }>(
+      'serverWaitTimeout',
+      'SELECT @@SESSION.wait_timeout AS wait_timeout',
+      [],
+    );
+    return Number(rows[0]?.wait_timeout ?? 0);
+  }
+
   private async detectEngine(connection: PoolConnection): Promise<Engine> {
-    const [rows] = await connection.query<RowDataPacket[]>('SELECT VERSION() AS version');
+    const [rows] = await connection.query<RowDataPacket[]>({ sql: 'SELECT VERSION() AS version', timeout: this.options.queryTimeoutMs });
     const version = String(rows[0]?.version ?? '');
-    this.#engine = /mariadb/i.test(version) ? 'mariadb' : 'mysql';
-    return this.#engine;
+    const engine: Engine = /mariadb/i.test(version) ? 'mariadb' : 'mysql';
+    if (this.#engine === undefined) {
+      this.#engine = engine;
+      this.options.onEngineDetected?.(engine, version);
+    }
+    return engine;
   }
 
   /** mysql2 has no acquire timeout: a request must not wait forever for a busy pool. */
@@ -217,7 +271,15 @@ export class Database {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
-          reject(error);
+          // mysql2 gives these two plain Errors without a code.
+          const message = error instanceof Error ? error.message : '';
+          if (message === 'Queue limit reached.') {
+            reject(new DatabaseUnavailableError('too many requests waiting for a database connection', { cause: error }));
+          } else if (message === 'Pool is closed.') {
+            reject(new DatabaseUnavailableError('the connection pool is closed', { cause: error }));
+          } else {
+            reject(error);
+          }
         },
       );
     });

@@ -1,6 +1,6 @@
 // All of the loader's SQL: batch and stage bookkeeping, quarantine, and the chunk upserts into
 // the staging star schema. Upserts are SCD type 1 (INSERT ... ON DUPLICATE KEY UPDATE, no
-// history): the last writer's values win and batch_id / updated_at name the writing batch.
+// history): the newest batch's values win and batch_id / updated_at name the batch that wrote them.
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { PipelineStage, RunStatus } from '../db/schema.js';
@@ -190,9 +190,13 @@ async function upsert(
   values: SqlValue[][],
 ): Promise<void> {
   if (values.length === 0) return;
-  const set = [...updated, 'batch_id']
-    .map((c) => `\`${c}\` = VALUES(\`${c}\`)`)
-    .concat('`updated_at` = CURRENT_TIMESTAMP(3)')
+  // Newest batch wins, whatever order concurrent loads commit in: a row changes only for a batch
+  // at least as new as the one that last wrote it (batch ids are UUIDv7 of the ingestion time, so
+  // they sort by it). MySQL applies these assignments left to right, so batch_id goes last.
+  const newer = 'VALUES(`batch_id`) >= `batch_id`';
+  const set = updated
+    .map((c) => `\`${c}\` = IF(${newer}, VALUES(\`${c}\`), \`${c}\`)`)
+    .concat(`\`updated_at\` = IF(${newer}, CURRENT_TIMESTAMP(3), \`updated_at\`)`, `\`batch_id\` = IF(${newer}, VALUES(\`batch_id\`), \`batch_id\`)`)
     .join(', ');
   await db.query(
     `INSERT INTO \`${table}\` (${[...columns, 'batch_id'].map((c) => `\`${c}\``).join(', ')}) VALUES ${valuesList(values)} ON DUPLICATE KEY UPDATE ${set}`,

@@ -189,8 +189,9 @@ function authorize(request: FastifyRequest, claims: Record<string, unknown>, acc
   }
 }
 
-async function authPlugin(app: FastifyInstance, options: { config: Config }): Promise<void> {
+async function authPlugin(app: FastifyInstance, options: { config: Config; benchmarkSellerId?: string | undefined }): Promise<void> {
   const { jwt } = options.config;
+  const { benchmarkSellerId } = options;
   await app.register(fastifyJwt, {
     secret: jwtSecret(jwt.key),
     verify: {
@@ -221,10 +222,16 @@ async function authPlugin(app: FastifyInstance, options: { config: Config }): Pr
     // onRequest, so that an unauthenticated caller learns nothing, not even which input is invalid.
     const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     route.onRequest = [
-      async (request: FastifyRequest) => {
-        const claims = await authenticate(request);
-        authorize(request, claims, access, jwt.tenantClaim);
-      },
+      benchmarkSellerId === undefined
+        ? async (request: FastifyRequest) => {
+            const claims = await authenticate(request);
+            authorize(request, claims, access, jwt.tenantClaim);
+          }
+        : // Benchmark baseline only (BuildOptions.benchmarkWithoutAuthAndMetricsAsSeller, never
+          // set by server.ts or the environment): no token is read; the route's scope is granted.
+          async (request: FastifyRequest) => {
+            authorize(request, { sub: 'benchmark', scope: access.scope, [jwt.tenantClaim]: benchmarkSellerId }, access, jwt.tenantClaim);
+          },
       ...existing,
     ];
   });

@@ -1,4 +1,6 @@
 // Decorates the app with the Database (pool + time budgets + metrics) and closes it on shutdown.
+// The engine (MariaDB or MySQL: the time-budget syntax differs) is detected when the app is
+// ready; a database that is down then does not stop startup, the first connection detects it.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
@@ -15,8 +17,10 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
   const { config } = options;
   const pool = createPool(config.databaseUrl, {
     connectionLimit: config.db.poolSize,
-    // Waiting is bounded in time by Database.acquire; this bounds it in count too.
-    queueLimit: config.db.poolSize * 50,
+    // Waiting is bounded in time by Database.acquire and in count here: beyond DB_QUEUE_LIMIT
+    // waiters mysql2 refuses at once (QUEUE_LIMIT_REACHED → 503), which sheds load early.
+    queueLimit: config.db.queueLimit,
+    idleTimeoutMs: config.db.idleTimeoutMs,
   });
   // A dead server makes mysql2 emit errors on idle connections; they are handled per query.
   pool.on('connection', (connection) => connection.on('error', () => undefined));
@@ -24,8 +28,31 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
     queryTimeoutMs: config.db.queryTimeoutMs,
     acquireTimeoutMs: config.db.acquireTimeoutMs,
     observe: (queryName, seconds) => app.metrics.dbQueryDuration.observe({ query: queryName }, seconds),
+    onEngineDetected: (engine, version) => {
+      app.log.info({ engine, version }, `database engine: ${engine} (${version})`);
+      // mysql2 does not ping a pooled connection before handing it out: an idle timeout at or
+      // above the server's wait_timeout means connections the server already closed.
+      database.serverWaitTimeoutSeconds().then(
+        (seconds) => {
+          if (seconds > 0 && config.db.idleTimeoutMs >= seconds * 1000) {
+            app.log.warn(
+              { waitTimeoutSeconds: seconds, idleTimeoutMs: config.db.idleTimeoutMs },
+              'DB_IDLE_TIMEOUT_MS is not below the server wait_timeout: stale pooled connections will cost a retry',
+            );
+          }
+        },
+        () => undefined,
+      );
+    },
   });
   app.decorate('db', database);
+  app.addHook('onReady', async () => {
+    try {
+      await database.detect();
+    } catch (error) {
+      app.log.warn({ err: error }, 'database unreachable at startup; the engine is detected at the first connection');
+    }
+  });
   app.addHook('onClose', async () => {
     await pool.end();
   });

@@ -16,6 +16,11 @@ declare module 'fastify' {
 
 async function healthPlugin(app: FastifyInstance): Promise<void> {
   app.decorate('draining', false);
+  // While draining, every response asks the client to close its keep-alive connection, so no
+  // client keeps a socket to a replica that is about to stop listening.
+  app.addHook('onSend', async (_request, reply) => {
+    if (app.draining) reply.header('connection', 'close');
+  });
   defineRoute(
     app,
     {

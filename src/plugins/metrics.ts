@@ -130,21 +130,28 @@ declare module 'fastify' {
   }
 }
 
-async function metricsPlugin(app: FastifyInstance, options: { config: Config }): Promise<void> {
+async function metricsPlugin(app: FastifyInstance, options: { config: Config; recording?: boolean }): Promise<void> {
   const metrics = new AppMetrics(options.config.sloFreshnessSeconds);
   app.decorate('metrics', metrics);
   app.decorateRequest('startedAt', 0n);
 
-  app.addHook('onRequest', async (request) => {
-    request.startedAt = process.hrtime.bigint();
-  });
-  app.addHook('onResponse', async (request, reply) => {
-    const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
-    metrics.httpRequestDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
-      seconds,
-    );
-  });
+  if (options.recording === false) {
+    // Benchmark baseline only (BuildOptions.benchmarkWithoutAuthAndMetricsAsSeller): the
+    // per-request and per-query observations are no-ops; process metrics still collect.
+    metrics.dbQueryDuration.observe = () => undefined;
+    metrics.e2eLatency.observe = () => undefined;
+  } else {
+    app.addHook('onRequest', async (request) => {
+      request.startedAt = process.hrtime.bigint();
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      const seconds = Number(process.hrtime.bigint() - request.startedAt) / 1e9;
+      metrics.httpRequestDuration.observe(
+        { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+        seconds,
+      );
+    });
+  }
 
   let server: Server | undefined;
   app.decorate('listenMetrics', async (host: string, port: number) => {

@@ -123,7 +123,7 @@ describe('503 when the database is unreachable', () => {
 
   it('when the schema is missing, then the client gets 503 without SQL or driver text', async () => {
     const empty = await createTestDatabase('errors_empty');
-    await empty.pool.query('DROP TABLE fact_order_item');
+    await empty.pool.query('DROP TABLE fact_order_item, order_item_wide');
     const broken = await buildTestApp(empty.url);
     try {
       const response = await request(broken.server).get('/v1/order-items').set(alpha);

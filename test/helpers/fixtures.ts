@@ -1,6 +1,8 @@
 // A small marketplace written straight into the star schema: three sellers that share orders,
 // with dates, statuses and categories spread so every filter has something to find.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Pool } from 'mysql2/promise';
 import { ORDER_STATUSES } from '../../src/db/schema.js';
 
@@ -109,7 +111,17 @@ export async function seedMarketplace(pool: Pool, orderCount = 40, ingestedAt = 
       }
     }
   }
+  await refreshWideReadModel(pool);
   return items;
+}
+
+// The wide read model is filled the way the migration fills it from existing star rows; the loader
+// keeps it in step afterwards, but fixtures write the star tables directly.
+const WIDE_BACKFILL = readFileSync(join(import.meta.dirname, '../../drizzle/0002_backfill_order_item_wide.sql'), 'utf8');
+
+export async function refreshWideReadModel(pool: Pool): Promise<void> {
+  await pool.query('DELETE FROM order_item_wide');
+  await pool.query(WIDE_BACKFILL);
 }
 
 /** The seller's items in the API's order: newest purchase first, then order id and item desc. */

@@ -401,19 +401,21 @@ describe('API8: security misconfiguration', () => {
     const LEAKS = /SELECT|FROM |JOIN|fact_order|dim_|ER_[A-Z_]+|errno|sqlState|sqlMessage|mysql|mariadb|\bat [^ ]+ \(|node_modules|\.ts:\d+|Unknown column|doesn't exist/i;
 
     it('a missing table → 503 problem+json with Retry-After and no internals', async () => {
-      await db.pool.query('RENAME TABLE dim_customer TO dim_customer_gone');
+      // Both read models' tables go, whichever READ_MODEL is the default.
+      await db.pool.query('RENAME TABLE dim_customer TO dim_customer_gone, order_item_wide TO order_item_wide_gone');
       try {
         const result = await get('/v1/order-items?limit=1');
         expect([500, 503]).toContain(result.status);
         expect(result.headers.get('content-type')).toContain('application/problem+json');
         expect(result.text).not.toMatch(LEAKS);
       } finally {
-        await db.pool.query('RENAME TABLE dim_customer_gone TO dim_customer');
+        await db.pool.query('RENAME TABLE dim_customer_gone TO dim_customer, order_item_wide_gone TO order_item_wide');
       }
     });
 
     it('a missing column (a query error, not an outage) → 500 problem+json with no internals', async () => {
       await db.pool.query('ALTER TABLE dim_product RENAME COLUMN category_name_english TO category_gone');
+      await db.pool.query('ALTER TABLE order_item_wide RENAME COLUMN product_category TO category_gone');
       try {
         const result = await get('/v1/order-items?limit=1');
         expectProblem(result, 500);
@@ -422,6 +424,7 @@ describe('API8: security misconfiguration', () => {
         expect(orders.text).not.toMatch(LEAKS);
       } finally {
         await db.pool.query('ALTER TABLE dim_product RENAME COLUMN category_gone TO category_name_english');
+        await db.pool.query('ALTER TABLE order_item_wide RENAME COLUMN category_gone TO product_category');
       }
       expect((await get('/v1/order-items?limit=1')).status).toBe(200);
     });

@@ -60,6 +60,7 @@ const ALLOWED_SQL_FRAGMENTS: Record<string, string> = {
   "groupBy === 'category' ? 'bucket IS NULL, bucket' : 'bucket'": 'one of two constants, chosen by an enum',
   'Math.trunc(limit) + 1': 'schema-validated finite integer (1..200), truncated',
   where: 'fixed predicates with ? placeholders',
+  'purchaseRange(range, params)': 'fixed " AND i.purchased_at >= ?" / "< ?" fragments; values go to params',
   STAGE_COLUMNS: 'constant column list',
   "batchIds.map(() => '?').join(', ')": 'one placeholder per id',
   // database.ts
@@ -98,8 +99,22 @@ describe('SQL is built from allowlisted fragments only', () => {
       const statements = (text.match(/db\.select</g) ?? []).length;
       expect(statements, relative(ROOT, file)).toBeGreaterThan(0);
       expect((text.match(/sellerIdOf\(scope\)/g) ?? []).length, relative(ROOT, file)).toBeGreaterThanOrEqual(statements);
-      expect((text.match(/WHERE i\.seller_id = \?|let where = 'i\.seller_id = \?'/g) ?? []).length, relative(ROOT, file)).toBeGreaterThanOrEqual(statements);
+      expect((text.match(/WHERE i\.seller_id = \?|const where = `i\.seller_id = \?/g) ?? []).length, relative(ROOT, file)).toBeGreaterThanOrEqual(statements);
     }
+  });
+});
+
+describe('the benchmark baseline cannot be reached by a deployment', () => {
+  it('no code outside bench/ sets benchmarkWithoutAuthAndMetricsAsSeller, and no environment variable reaches it', () => {
+    for (const dir of ['src', 'scripts', 'test'].map((d) => join(ROOT, d))) {
+      for (const file of files(dir)) {
+        if (file.endsWith('static.test.ts')) continue;
+        const text = readFileSync(file, 'utf8');
+        expect(text, relative(ROOT, file)).not.toMatch(/benchmarkWithoutAuthAndMetricsAsSeller\s*:\s*[^?]/);
+      }
+    }
+    expect(readFileSync(join(SRC, 'server.ts'), 'utf8')).not.toMatch(/benchmarkWithout/);
+    expect(readFileSync(join(SRC, 'config.ts'), 'utf8')).not.toMatch(/benchmarkWithout/);
   });
 });
 

@@ -6,7 +6,7 @@ import { PROBLEM_RESPONSES } from '../../http/responses.js';
 import { defineRoute } from '../../http/route.js';
 import { parseIsoInstant, toSqlTimestamp } from '../../http/timestamps.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
-import * as repository from './repository.js';
+import { toOrderItem, type KeysetPosition, type OrderItemFilter } from './repository.js';
 import { ListOrderItemsQuery, OrderItem, OrderItemPage, OrderItemParams, Summary, SummaryQuery } from './schemas.js';
 
 const SQL_SECOND = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
@@ -60,7 +60,7 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
       const scope = requireTenant(request);
       const { limit, cursor, status, category, orderId } = request.query;
       const range = parseRange(request.query);
-      const filter: repository.OrderItemFilter = {
+      const filter: OrderItemFilter = {
         ...(range.from === undefined ? {} : { from: range.from }),
         ...(range.to === undefined ? {} : { to: range.to }),
         ...(status === undefined ? {} : { status }),
@@ -68,7 +68,7 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
         ...(orderId === undefined ? {} : { orderId }),
       };
       const filterKey = JSON.stringify([filter.from ?? null, filter.to ?? null, status ?? null, category ?? null, orderId ?? null]);
-      let after = null;
+      let after: KeysetPosition | null = null;
       if (cursor !== undefined) {
         try {
           const [purchasedAt, cursorOrderId, orderItemId] = cursors.decode(scope.sellerId, filterKey, cursor);
@@ -90,13 +90,13 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
       }
       const [newest, rows] = await Promise.all([
         app.freshness.newest(),
-        repository.listOrderItems(app.db, scope, filter, after, limit),
+        app.orderItems.list(scope, filter, after, limit),
       ]);
       const freshness = app.markServed(request, reply, newest);
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
-        items: page.map(repository.toOrderItem),
+        items: page.map(toOrderItem),
         nextCursor:
           rows.length > limit && last !== undefined
             ? cursors.encode(scope.sellerId, filterKey, [last.purchased_at, last.order_id, last.order_item_id])
@@ -127,7 +127,7 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
       }
       const [newest, rows] = await Promise.all([
         app.freshness.newest(),
-        repository.summarizeOrderItems(app.db, scope, request.query.groupBy, {
+        app.orderItems.summarize(scope, request.query.groupBy, {
           ...(range.from === undefined ? {} : { from: range.from }),
           ...(range.to === undefined ? {} : { to: range.to }),
         }),
@@ -161,11 +161,11 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
       const scope = requireTenant(request);
       const [newest, row] = await Promise.all([
         app.freshness.newest(),
-        repository.getOrderItem(app.db, scope, request.params.orderId, request.params.orderItemId),
+        app.orderItems.get(scope, request.params.orderId, request.params.orderItemId),
       ]);
       if (row === null) throw notFound('order item not found');
       app.markServed(request, reply, newest);
-      return repository.toOrderItem(row);
+      return toOrderItem(row);
     },
   );
 }

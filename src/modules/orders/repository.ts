@@ -2,7 +2,8 @@
 // only through that seller's items in it.
 import { sellerIdOf, type TenantScope } from '../../auth/tenant-scope.js';
 import type { Database } from '../../db/database.js';
-import { ORDER_ITEM_COLUMNS, ORDER_ITEM_JOINS, type OrderItemRow } from '../order-items/repository.js';
+import type { OrderItemRow } from '../order-items/repository.js';
+import type { ReadModel } from '../order-items/read-models.js';
 
 export interface OrderWithItemRow extends OrderItemRow {
   approved_at: string | null;
@@ -11,15 +12,21 @@ export interface OrderWithItemRow extends OrderItemRow {
   estimated_delivery_at: string | null;
 }
 
-/** The order's header repeated on each of the seller's items: one round trip. Empty when the seller has none. */
-export async function getOrderForSeller(db: Database, scope: TenantScope, orderId: string): Promise<OrderWithItemRow[]> {
-  return db.select<OrderWithItemRow>(
-    'getOrder',
-    `SELECT ${ORDER_ITEM_COLUMNS}, o.approved_at, o.delivered_carrier_at, o.delivered_customer_at, o.estimated_delivery_at
-       FROM fact_order_item i
-       ${ORDER_ITEM_JOINS}
-      WHERE i.seller_id = ? AND i.order_id = ?
-      ORDER BY i.order_item_id`,
-    [sellerIdOf(scope), orderId],
-  );
+export class OrderRepository {
+  constructor(
+    private readonly db: Database,
+    private readonly model: ReadModel,
+  ) {}
+
+  /** The order's header repeated on each of the seller's items: one round trip. Empty when the seller has none. */
+  async getForSeller(scope: TenantScope, orderId: string): Promise<OrderWithItemRow[]> {
+    return this.db.select<OrderWithItemRow>(
+      'getOrder',
+      `SELECT ${this.model.itemColumns}, ${this.model.orderColumns}
+  FROM ${this.model.from('')}
+ WHERE i.seller_id = ? AND i.order_id = ?
+ ORDER BY i.order_item_id`,
+      [sellerIdOf(scope), orderId],
+    );
+  }
 }

@@ -6,7 +6,6 @@ import { defineRoute } from '../../http/route.js';
 import { sqlTimestampToIso } from '../../http/timestamps.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
 import { toOrderItem } from '../order-items/repository.js';
-import { getOrderForSeller } from './repository.js';
 import { Order, OrderParams } from './schemas.js';
 
 export default async function orderRoutes(app: FastifyInstance): Promise<void> {
@@ -25,7 +24,7 @@ export default async function orderRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const scope = requireTenant(request);
-      const [newest, rows] = await Promise.all([app.freshness.newest(), getOrderForSeller(app.db, scope, request.params.orderId)]);
+      const [newest, rows] = await Promise.all([app.freshness.newest(), app.orders.getForSeller(scope, request.params.orderId)]);
       const first = rows[0];
       if (first === undefined) throw notFound('order not found');
       app.markServed(request, reply, newest);

@@ -1,0 +1,322 @@
+// Shared machinery of the read benchmarks: build once, start server processes, drive load with
+// autocannon, sample the server's RSS/CPU from /proc, read its event-loop delay from /metrics,
+// run the mysql2 ceiling in a child process, and append results to BENCHMARKS.md.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import type { DbCeilingSpec, LoopResult } from './db-ceiling.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BUILD_DIR = path.join(repoRoot, '.tmp/bench-dist');
+const CLK_TCK = 100;
+
+/** Compiles src and bench once (the same JavaScript for every server variant). */
+export function build(): void {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', BUILD_DIR, '--noEmit', 'false', '--sourceMap', 'false'], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+  });
+}
+
+export interface ServerProcess {
+  name: string;
+  pid: number;
+  url: string;
+  metricsUrl: string | undefined;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(url: string, child: ChildProcess, seconds = 30): Promise<void> {
+  for (let i = 0; i < seconds * 10; i += 1) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before answering ${url}`);
+    try {
+      const response = await fetch(url);
+      if (response.status < 500) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no answer from ${url}`);
+}
+
+export async function startServer(
+  name: string,
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  probePath: string,
+  withMetrics: boolean,
+): Promise<ServerProcess> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const child = spawn(process.execPath, [path.join(BUILD_DIR, script), ...args], {
+    env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port), METRICS_HOST: '127.0.0.1', METRICS_PORT: String(metricsPort) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}${probePath}`, child);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${name} has no pid`);
+  return {
+    name,
+    pid,
+    url,
+    metricsUrl: withMetrics ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** RSS and CPU of one process, sampled from /proc every 200 ms. */
+export class ProcSampler {
+  #timer: NodeJS.Timeout | undefined;
+  #first: { ticks: number; at: number } | undefined;
+  #last: { ticks: number; at: number } | undefined;
+  maxRssMb = 0;
+
+  constructor(private readonly pid: number) {}
+
+  #sample(): void {
+    try {
+      const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      this.maxRssMb = Math.max(this.maxRssMb, rssKb / 1024);
+      const point = { ticks, at: performance.now() };
+      this.#first ??= point;
+      this.#last = point;
+    } catch {
+      // process gone
+    }
+  }
+
+  start(): void {
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), 200);
+  }
+
+  stop(): { maxRssMb: number; cpuPercent: number } {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#sample();
+    const first = this.#first;
+    const last = this.#last;
+    const cpuPercent =
+      first === undefined || last === undefined || last.at === first.at ? 0 : (((last.ticks - first.ticks) / CLK_TCK) * 1000 * 100) / (last.at - first.at);
+    return { maxRssMb: this.maxRssMb, cpuPercent };
+  }
+}
+
+export interface Measurement {
+  target: string;
+  scenario: string;
+  repeat: number;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errors: number;
+  requests: number;
+  maxRssMb?: number;
+  cpuPercent?: number;
+  dbCpuPercent?: number;
+  eventLoopP99Ms?: number;
+  bytesPerResponse?: number;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+/** Reads one metric value from a Prometheus text body (first series of that name). */
+export function metricValue(body: string, name: string): number | undefined {
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(body);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+export async function scrape(metricsUrl: string): Promise<{ body: string; ms: number; bytes: number }> {
+  const started = performance.now();
+  const response = await fetch(metricsUrl);
+  const body = await response.text();
+  return { body, ms: performance.now() - started, bytes: Buffer.byteLength(body) };
+}
+
+/** One autocannon run against `paths` (rotated), with the server process sampled. */
+export async function runHttp(options: {
+  target: string;
+  scenario: string;
+  repeat: number;
+  server: ServerProcess;
+  paths: readonly string[];
+  headers: Record<string, string>;
+  connections: number;
+  durationSeconds: number;
+  dbPid?: number | undefined;
+}): Promise<Measurement> {
+  const { server, paths } = options;
+  // Reset the event-loop delay histogram (prom-client resets it at every collection).
+  if (server.metricsUrl !== undefined) await scrape(server.metricsUrl);
+  const sampler = new ProcSampler(server.pid);
+  const dbSampler = options.dbPid === undefined ? undefined : new ProcSampler(options.dbPid);
+  let next = 0;
+  const latencies: number[] = [];
+  let bytes = 0;
+  let bad = 0;
+  sampler.start();
+  dbSampler?.start();
+  const instance = autocannon({
+    url: server.url,
+    connections: options.connections,
+    duration: options.durationSeconds,
+    headers: options.headers,
+    requests: [
+      {
+        method: 'GET',
+        setupRequest: (request) => ({ ...request, path: paths[next++ % paths.length] ?? '/' }),
+      },
+    ],
+  });
+  instance.on('response', (_client, statusCode, resBytes, responseTime) => {
+    latencies.push(responseTime);
+    bytes += resBytes;
+    if (statusCode >= 400) bad += 1;
+  });
+  const result = await instance;
+  const usage = sampler.stop();
+  const dbUsage = dbSampler?.stop();
+  let eventLoopP99Ms: number | undefined;
+  if (server.metricsUrl !== undefined) {
+    const lag = metricValue((await scrape(server.metricsUrl)).body, 'nodejs_eventloop_lag_p99_seconds');
+    eventLoopP99Ms = lag === undefined ? undefined : lag * 1000;
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    target: options.target,
+    scenario: options.scenario,
+    repeat: options.repeat,
+    rps: latencies.length / result.duration,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    errors: result.errors + result.timeouts + bad,
+    requests: latencies.length,
+    maxRssMb: usage.maxRssMb,
+    cpuPercent: usage.cpuPercent,
+    ...(dbUsage === undefined ? {} : { dbCpuPercent: dbUsage.cpuPercent }),
+    ...(eventLoopP99Ms === undefined ? {} : { eventLoopP99Ms }),
+    bytesPerResponse: latencies.length === 0 ? 0 : bytes / latencies.length,
+  };
+}
+
+/** The mysql2 loop in its own process. */
+export async function runDbCeiling(options: {
+  target: string;
+  scenario: string;
+  repeat: number;
+  spec: DbCeilingSpec;
+  dbPid?: number | undefined;
+}): Promise<Measurement> {
+  const specFile = path.join(os.tmpdir(), `oi-db-ceiling-${process.pid}.json`);
+  writeFileSync(specFile, JSON.stringify(options.spec));
+  const child = spawn(process.execPath, [path.join(BUILD_DIR, 'bench/db-ceiling.js'), specFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = child.pid;
+  const sampler = pid === undefined ? undefined : new ProcSampler(pid);
+  const dbSampler = options.dbPid === undefined ? undefined : new ProcSampler(options.dbPid);
+  sampler?.start();
+  dbSampler?.start();
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const usage = sampler?.stop();
+  const dbUsage = dbSampler?.stop();
+  if (code !== 0) throw new Error(`db ceiling exited with ${code}`);
+  const result = JSON.parse(out.trim()) as LoopResult;
+  const latencies = result.latenciesMs.sort((a, b) => a - b);
+  return {
+    target: options.target,
+    scenario: options.scenario,
+    repeat: options.repeat,
+    rps: result.requests / result.seconds,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    errors: result.errors,
+    requests: result.requests,
+    ...(usage === undefined ? {} : { maxRssMb: usage.maxRssMb, cpuPercent: usage.cpuPercent }),
+    ...(dbUsage === undefined ? {} : { dbCpuPercent: dbUsage.cpuPercent }),
+  };
+}
+
+/** What else the machine was doing when the run started (the VM is shared). */
+export function machineContext(): { machine: string; load: string; others: string } {
+  const cpus = os.cpus();
+  const machine = `${cpus.length} vCPU (${cpus[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.type()} ${os.release()}`;
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' / ');
+  let others = '';
+  try {
+    others = execFileSync('ps', ['-eo', 'pid,pcpu,etimes,args', '--sort=-pcpu'], { encoding: 'utf8' })
+      .split('\n')
+      .slice(1)
+      .filter((line) => /vitest|tsx|node |mariadbd|autocannon/.test(line) && !line.includes(String(process.pid)))
+      .slice(0, 8)
+      .map((line) => line.trim().replace(/\s+/g, ' ').slice(0, 140))
+      .join('; ');
+  } catch {
+    others = 'unknown';
+  }
+  return { machine, load, others };
+}
+
+export function commitInfo(): string {
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: repoRoot, encoding: 'utf8' }).trim() !== '';
+    return `${sha}${dirty ? ' + uncommitted working tree' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function appendToBenchmarks(markdown: string): void {
+  const file = path.join(repoRoot, 'BENCHMARKS.md');
+  const text = readFileSync(file, 'utf8');
+  const heading = '## Read path';
+  if (!text.includes(`\n${heading}\n`)) appendFileSync(file, `\n${heading}\n\nRuns appended by \`bench/api.ts\`, newest last.\n`);
+  appendFileSync(file, `\n${markdown.trim()}\n`);
+}
+
+export const fmt = (value: number | undefined, digits = 1): string =>
+  value === undefined || Number.isNaN(value) ? '–' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}

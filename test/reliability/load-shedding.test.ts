@@ -1,0 +1,98 @@
+// Shedding, deterministically: (1) a pool of one whose connection is held by a blocked query, so
+// the next request's bounded wait runs out, and a queue limit that refuses waiters at once;
+// (2) an event loop blocked on purpose with a tiny delay limit. Each must answer 503
+// problem+json with Retry-After, quickly, and never shed the health routes.
+import type { FastifyInstance } from 'fastify';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { LOCK_ITEM_TABLES, expectUnavailable, sleep, timedInject, waitUntil } from './support.js';
+
+const LIST = '/v1/order-items?limit=5';
+const ORDER = `/v1/orders/${'0'.repeat(32)}`;
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase('shedding');
+  await seedMarketplace(db.pool, 10);
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe('bounded wait for a connection', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await buildTestApp(db.url, {
+      DB_POOL_SIZE: '1',
+      DB_QUEUE_LIMIT: '1',
+      DB_ACQUIRE_TIMEOUT_MS: '500',
+      DB_QUERY_TIMEOUT_MS: '3000',
+      LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
+      // One query per request once the freshness lookup is cached.
+      FRESHNESS_CACHE_MS: '600000',
+    });
+    await waitUntil(async () => (await timedInject(app, LIST, SELLERS.alpha)).status === 200, 5000);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('a held pool answers 503 + Retry-After after the acquire timeout, and refuses waiters beyond the queue limit at once', async () => {
+    const locker = await mysql.createConnection({ uri: db.url });
+    try {
+      await locker.query(LOCK_ITEM_TABLES);
+      // Holds the only connection: its query waits for the table lock.
+      const holder = timedInject(app, ORDER, SELLERS.alpha);
+      await sleep(100);
+      const [waiter, refused] = await Promise.all([timedInject(app, ORDER, SELLERS.alpha), (async () => {
+        await sleep(20);
+        return timedInject(app, ORDER, SELLERS.alpha);
+      })()]);
+      expectUnavailable(waiter);
+      expect(waiter.ms).toBeGreaterThanOrEqual(450);
+      expect(waiter.ms).toBeLessThan(1500);
+      // The queue (limit 1) is taken by the waiter: the third request does not wait at all.
+      expectUnavailable(refused);
+      expect(refused.ms).toBeLessThan(150);
+      expect((await timedInject(app, '/healthz')).status).toBe(200);
+      await locker.query('UNLOCK TABLES');
+      expect((await holder).status).toBe(404); // the all-zero order does not exist: a real answer
+    } finally {
+      await locker.query('UNLOCK TABLES').catch(() => undefined);
+      await locker.end();
+    }
+    expect((await timedInject(app, LIST, SELLERS.alpha)).status).toBe(200);
+  });
+});
+
+describe('event-loop pressure', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await buildTestApp(db.url, { LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '10', LOAD_SHED_RETRY_AFTER_SECONDS: '3' });
+    await sleep(700); // shedding is armed two samples (2 × 250 ms) after ready
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('sheds with 503 + Retry-After while the loop lags, keeps health routes up, and recovers', async () => {
+    expect((await timedInject(app, LIST, SELLERS.alpha)).status).toBe(200);
+    const until = performance.now() + 1000;
+    while (performance.now() < until) {
+      // A synchronous stall, as a CPU-heavy request or a GC storm would cause.
+    }
+    await sleep(5); // the overdue sampling timer runs and records the stall
+    const shed = await timedInject(app, LIST, SELLERS.alpha);
+    expectUnavailable(shed);
+    expect(shed.headers['retry-after']).toBe('3');
+    expect(shed.body).toContain('overloaded');
+    expect((await timedInject(app, '/healthz')).status).toBe(200);
+    const metrics = await app.metrics.registry.getSingleMetricAsString('http_requests_shed_total');
+    expect(metrics).toMatch(/http_requests_shed_total\{reason="eventLoopDelay"\} [1-9]/);
+    await sleep(600); // two quiet samples
+    expect((await timedInject(app, LIST, SELLERS.alpha)).status).toBe(200);
+  });
+});

@@ -8,19 +8,18 @@
 // Servers: `shared` = BENCH_DATABASE_SERVER_URL (default the shared MariaDB at 127.0.0.1:3306,
 // packaged defaults); `tuned` = a private mariadbd started here with TUNED_SETTINGS on its own
 // port, socket and data directory under /tmp, stopped and removed at the end.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import mysql from 'mysql2/promise';
 import { generateDataset } from '../src/generate/generate.js';
 import { FILES } from '../src/loader/contract.js';
 import { loadBatch, type LoadSummary } from '../src/loader/load-batch.js';
 import { migrateDatabase } from '../src/db/migrate.js';
+import { PrivateMariaDb } from '../test/helpers/private-mariadb.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED_URL = process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
@@ -56,78 +55,16 @@ const repeat = Number(values.repeat);
 const chunkSize = values['chunk-size'] === undefined ? undefined : Number(values['chunk-size']);
 const log = values.verbose ? (m: string) => console.error(`[loader] ${m}`) : undefined;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 interface PrivateServer {
   url: string;
   stop(): Promise<void>;
 }
 
+/** A private mariadbd with TUNED_SETTINGS, on its own port and data directory (removed on stop). */
 async function startTunedServer(): Promise<PrivateServer> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'oi-bench-mariadb-'));
-  const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
-  await promisify(execFile)('mariadb-install-db', [
-    '--no-defaults',
-    `--datadir=${dataDir}`,
-    '--auth-root-authentication-method=normal',
-    '--skip-test-db',
-    ...asRoot,
-  ]);
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    'mariadbd',
-    [
-      '--no-defaults',
-      `--datadir=${dataDir}`,
-      `--port=${port}`,
-      '--bind-address=127.0.0.1',
-      `--socket=${path.join(dataDir, 'mariadb.sock')}`,
-      `--pid-file=${path.join(dataDir, 'mariadb.pid')}`,
-      `--log-error=${path.join(dataDir, 'error.log')}`,
-      ...TUNED_SETTINGS,
-      ...asRoot,
-    ],
-    { stdio: 'ignore' },
-  );
-  const killNow = (): void => {
-    child.kill('SIGKILL');
-  };
-  process.once('exit', killNow);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `mysql://root@127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const conn = await mysql.createConnection({ uri: url, connectTimeout: 1000 });
-      await conn.end();
-      break;
-    } catch (error) {
-      if (Date.now() > deadline || child.exitCode !== null) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-  console.error(`tuned server: mariadbd pid ${child.pid}, port ${port}, ${TUNED_SETTINGS.join(' ')}`);
-  return {
-    url,
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(killNow, 60_000);
-      await exited;
-      clearTimeout(timer);
-      process.removeListener('exit', killNow);
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+  const server = await PrivateMariaDb.start({ args: TUNED_SETTINGS });
+  console.error(`tuned server: mariadbd pid ${server.pid}, port ${server.port}, ${TUNED_SETTINGS.join(' ')}`);
+  return { url: server.serverUrl, stop: () => server.stop() };
 }
 
 async function resetDatabase(serverUrl: string): Promise<string> {

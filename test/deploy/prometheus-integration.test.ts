@@ -3,7 +3,6 @@
 // traffic below makes data exist.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { freePort } from '../helpers/private-mariadb.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { bearer, mintToken } from '../helpers/tokens.js';
 import { allExpressions, RULES_FILE } from './expressions.js';
@@ -21,15 +21,6 @@ let app: FastifyInstance;
 let prometheus: ChildProcess | undefined;
 let prometheusUrl: string;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 interface QueryResult {
   status: string;

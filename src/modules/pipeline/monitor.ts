@@ -18,7 +18,12 @@ declare module 'fastify' {
 
 async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Config }): Promise<void> {
   const { metrics } = app;
-  app.decorate('firstServed', new FirstServedRecorder(app.db, app.log));
+  // The first-served gauge moves as soon as this replica records a batch, not a refresh later.
+  const onRecorded = (batchId: string, servedAtMs: number): void => {
+    const newest = app.freshness.lastKnown();
+    if (newest?.batchId === batchId) metrics.batchFirstServed.set((servedAtMs - newest.ingestedAtMs) / 1000);
+  };
+  app.decorate('firstServed', new FirstServedRecorder(app.db, app.log, onRecorded));
 
   async function refresh(): Promise<void> {
     const now = Date.now();

@@ -397,7 +397,7 @@ export async function upsertItems(db: Queryable, batchId: string, rows: readonly
 // that changes a star row the wide table copies re-derives the affected wide rows, set-based
 // from the star tables, in the chunk's own transaction.
 
-const WIDE_COLUMNS = [
+export const WIDE_COLUMNS = [
   'seller_id',
   'purchased_at',
   'order_id',

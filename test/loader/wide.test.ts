@@ -10,29 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToTempDir } from '../../src/generate/generate.js';
 import type { FileKind } from '../../src/loader/contract.js';
 import { loadBatch, type LoadOptions } from '../../src/loader/load-batch.js';
+import { WIDE_COLUMNS } from '../../src/loader/upsert.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { baseRows, ID, writeFolder } from './fixtures.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-const WIDE_COLUMNS = [
-  'seller_id',
-  'purchased_at',
-  'order_id',
-  'order_item_id',
-  'product_id',
-  'product_category',
-  'price',
-  'freight_value',
-  'shipping_limit_at',
-  'order_status',
-  'approved_at',
-  'delivered_carrier_at',
-  'delivered_customer_at',
-  'estimated_delivery_at',
-  'customer_state',
-  'batch_id',
-];
 
 let db: TestDatabase;
 /** The SELECT of drizzle/0002_backfill_order_item_wide.sql, taken from the migration itself. */

@@ -2,7 +2,7 @@
 // every dashboard and rule expression must evaluate without error, and return data where the
 // traffic below makes data exist.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +20,7 @@ let db: TestDatabase;
 let app: FastifyInstance;
 let prometheus: ChildProcess | undefined;
 let prometheusUrl: string;
+let workDir: string | undefined;
 
 
 interface QueryResult {
@@ -70,6 +71,7 @@ beforeAll(async () => {
   const metricsPort = await app.listenMetrics('127.0.0.1', 0);
 
   const dir = mkdtempSync(join(tmpdir(), 'oi-prometheus-'));
+  workDir = dir;
   // Rule groups evaluate every second here, so recorded series exist within the test's time.
   writeFileSync(join(dir, 'slo.rules.yml'), readFileSync(RULES_FILE, 'utf8').replace(/interval: \S+/g, 'interval: 1s'));
   writeFileSync(
@@ -107,7 +109,12 @@ scrape_configs:
 }, 90_000);
 
 afterAll(async () => {
-  prometheus?.kill('SIGTERM');
+  if (prometheus !== undefined && prometheus.exitCode === null) {
+    const exited = new Promise((resolve) => prometheus?.once('exit', resolve));
+    prometheus.kill('SIGTERM');
+    await exited;
+  }
+  if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true });
   await app?.close();
   await db?.drop();
 });

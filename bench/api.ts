@@ -140,6 +140,9 @@ const appEnv = (model: ReadModelName): Record<string, string> => ({
   RATE_LIMIT_MAX: '1000000000',
   DB_POOL_SIZE: String(connections),
   DB_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
+  // Closed-loop throughput runs saturate the server on purpose: shedding would cut the ceiling.
+  LOAD_SHED_MAX_CPU_UTILIZATION: '0',
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
 });
 const statements: Record<string, Record<Component, { sql: string; params: SqlValue[] }[]>> = {};
 const bodies: Record<string, string> = {};

@@ -1,8 +1,10 @@
 // buildApp(config) assembles the service and returns it without listening: tests build their own
 // against their own database; only server.ts listens.
+import http from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { CursorCodec } from './http/cursor.js';
+import { PressureGate } from './http/pressure-gate.js';
 import freshnessPlugin from './modules/freshness/plugin.js';
 import orderItemRoutes from './modules/order-items/routes.js';
 import orderRoutes from './modules/orders/routes.js';
@@ -67,18 +69,24 @@ export function loggerOptions(config: Config, options: BuildOptions): FastifyLog
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const serverOptions: FastifyServerOptions & { http: { maxHeaderSize: number } } = {
+  const gate = new PressureGate({ ...config.loadShedding, corsOrigins: config.corsOrigins });
+  const serverOptions: FastifyServerOptions = {
     logger: loggerOptions(config, options),
     bodyLimit: config.bodyLimitBytes,
-    requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: config.requestTimeoutMs,
-    keepAliveTimeout: 5_000,
+    // The HTTP server is built here so that the load-shedding gate sees a request before Fastify
+    // does; it gets the settings Fastify would give its own server.
+    serverFactory: (handler) => {
+      // Stated rather than inherited from Node's default: larger request heads get 431.
+      const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, gate.guard(handler));
+      server.keepAliveTimeout = 5_000;
+      server.requestTimeout = config.requestTimeoutMs;
+      server.setTimeout(config.requestTimeoutMs);
+      return server;
+    },
     return503OnClosing: true,
     // Unknown query parameters are refused, not silently dropped: a typo must not widen a query.
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
-    // Stated rather than inherited from Node's default: larger request heads get 431.
-    http: { maxHeaderSize: MAX_HEADER_BYTES },
   };
   const app = Fastify(serverOptions);
   if (config.cursorSecret === undefined) {
@@ -88,7 +96,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { config, recording: options.benchmarkWithoutAuthAndMetricsAsSeller === undefined });
-  await app.register(loadSheddingPlugin, { config });
+  await app.register(loadSheddingPlugin, { gate });
   await app.register(dbPlugin, { config });
   await app.register(repositoriesPlugin, { config });
   await app.register(authPlugin, { config, benchmarkSellerId: options.benchmarkWithoutAuthAndMetricsAsSeller });

@@ -59,8 +59,11 @@ const envSchema = z
     SHUTDOWN_DEADLINE_MS: positiveInt.default(10_000),
     // Load shedding (503 + Retry-After) when the event loop lags; 0 disables the check.
     LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(200),
-    // Event-loop utilisation (0-1) above which requests are shed; 0 disables the check.
-    LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION: z.coerce.number().min(0).max(1).default(0),
+    // CPU use, as a fraction (0-1) of the cores the process may use (its cgroup quota when set),
+    // above which requests are shed; 0 disables the check.
+    LOAD_SHED_MAX_CPU_UTILIZATION: z.coerce.number().min(0).max(1).default(0.7),
+    // Requests in progress at once above which new ones are refused; 0 disables the limit.
+    LOAD_SHED_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(0),
     LOAD_SHED_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(2),
 
     FRESHNESS_CACHE_MS: z.coerce.number().int().min(0).default(1000),
@@ -145,7 +148,9 @@ export interface Config {
     /** 0 = off. */
     readonly maxEventLoopDelayMs: number;
     /** 0 = off. */
-    readonly maxEventLoopUtilization: number;
+    readonly maxCpuUtilization: number;
+    /** 0 = off. */
+    readonly maxInFlight: number;
     readonly retryAfterSeconds: number;
   };
   /** Signs pagination cursors; undefined means a random key per process (single instance only). */
@@ -202,7 +207,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdown: { drainDelayMs: e.SHUTDOWN_DRAIN_DELAY_MS, deadlineMs: e.SHUTDOWN_DEADLINE_MS },
     loadShedding: {
       maxEventLoopDelayMs: e.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS,
-      maxEventLoopUtilization: e.LOAD_SHED_MAX_EVENT_LOOP_UTILIZATION,
+      maxCpuUtilization: e.LOAD_SHED_MAX_CPU_UTILIZATION,
+      maxInFlight: e.LOAD_SHED_MAX_IN_FLIGHT,
       retryAfterSeconds: e.LOAD_SHED_RETRY_AFTER_SECONDS,
     },
     cursorSecret: e.CURSOR_SECRET ?? e.JWT_SECRET,

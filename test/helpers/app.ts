@@ -14,6 +14,7 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
     // Two test files share two cores: an event-loop stall there is the test runner's, not an
     // overload to shed. The shedding tests turn it back on.
     LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
+    LOAD_SHED_MAX_CPU_UTILIZATION: '0',
     ...env,
   });
 }

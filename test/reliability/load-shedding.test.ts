@@ -1,14 +1,16 @@
 // Shedding, deterministically: (1) a pool of one whose connection is held by a blocked query, so
 // the next request's bounded wait runs out, and a queue limit that refuses waiters at once;
-// (2) an event loop blocked on purpose with a tiny delay limit. Each must answer 503
-// problem+json with Retry-After, quickly, and never shed the health routes.
+// (2) an event loop blocked on purpose with a tiny delay limit; (3) an in-flight limit reached by
+// a request held on a table lock. Each must answer 503 problem+json with Retry-After, quickly,
+// and never shed the health routes. (2) and (3) are refused by the gate in front of Fastify, so
+// they go over a real socket: app.inject would bypass the gate.
 import type { FastifyInstance } from 'fastify';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
-import { LOCK_ITEM_TABLES, expectUnavailable, sleep, timedInject, waitUntil } from './support.js';
+import { LOCK_ITEM_TABLES, expectUnavailable, sleep, timedFetch, timedInject, waitUntil } from './support.js';
 
 const LIST = '/v1/order-items?limit=5';
 const ORDER = `/v1/orders/${'0'.repeat(32)}`;
@@ -68,31 +70,92 @@ describe('bounded wait for a connection', () => {
   });
 });
 
+async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return `http://127.0.0.1:${address.port}`;
+}
+
+async function shedCount(app: FastifyInstance, reason: string): Promise<number> {
+  const text = await app.metrics.registry.getSingleMetricAsString('http_requests_shed_total');
+  const line = text.split('\n').find((l) => l.startsWith(`http_requests_shed_total{reason="${reason}"}`));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
+
 describe('event-loop pressure', () => {
   let app: FastifyInstance;
+  let baseUrl: string;
   beforeAll(async () => {
     app = await buildTestApp(db.url, { LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '10', LOAD_SHED_RETRY_AFTER_SECONDS: '3' });
-    await sleep(700); // shedding is armed two samples (2 × 250 ms) after ready
+    baseUrl = await listen(app);
+    await sleep(300); // a few quiet samples (every 100 ms) after ready
   });
   afterAll(async () => {
     await app?.close();
   });
 
-  it('sheds with 503 + Retry-After while the loop lags, keeps health routes up, and recovers', async () => {
-    expect((await timedInject(app, LIST, SELLERS.alpha)).status).toBe(200);
+  it('sheds at the door with 503 + Retry-After while the loop lags, keeps health routes up, and recovers', async () => {
+    expect((await timedFetch(baseUrl, LIST, SELLERS.alpha)).status).toBe(200);
     const until = performance.now() + 1000;
     while (performance.now() < until) {
       // A synchronous stall, as a CPU-heavy request or a GC storm would cause.
     }
     await sleep(5); // the overdue sampling timer runs and records the stall
-    const shed = await timedInject(app, LIST, SELLERS.alpha);
+    const shed = await timedFetch(baseUrl, LIST, SELLERS.alpha);
     expectUnavailable(shed);
     expect(shed.headers['retry-after']).toBe('3');
-    expect(shed.body).toContain('overloaded');
-    expect((await timedInject(app, '/healthz')).status).toBe(200);
-    const metrics = await app.metrics.registry.getSingleMetricAsString('http_requests_shed_total');
-    expect(metrics).toMatch(/http_requests_shed_total\{reason="eventLoopDelay"\} [1-9]/);
-    await sleep(600); // two quiet samples
-    expect((await timedInject(app, LIST, SELLERS.alpha)).status).toBe(200);
+    expect(shed.headers['cache-control']).toBe('no-store');
+    expect(JSON.parse(shed.body)).toEqual({
+      type: 'https://order-items-api.dev/problems/service-unavailable',
+      title: 'Service unavailable',
+      status: 503,
+      detail: 'the service is overloaded; retry after the delay in Retry-After',
+    });
+    // Refused before authentication: a request without a token is refused the same way, not 401.
+    expectUnavailable(await timedFetch(baseUrl, LIST));
+    expect((await timedFetch(baseUrl, '/healthz')).status).toBe(200);
+    expect(await shedCount(app, 'eventLoopDelay')).toBeGreaterThanOrEqual(2);
+    const admitted = await app.metrics.registry.getSingleMetricAsString('http_admitted_ratio');
+    expect(admitted).toMatch(/^http_admitted_ratio 0$/m);
+    // Quiet samples give the admitted fraction back step by step (0.1 per 100 ms).
+    await waitUntil(async () => (await timedFetch(baseUrl, LIST, SELLERS.alpha)).status === 200, 3000, 50);
+    await sleep(1200);
+    for (let i = 0; i < 20; i += 1) expect((await timedFetch(baseUrl, LIST, SELLERS.alpha)).status).toBe(200);
+  });
+});
+
+describe('in-flight limit', () => {
+  let app: FastifyInstance;
+  let baseUrl: string;
+  beforeAll(async () => {
+    app = await buildTestApp(db.url, { LOAD_SHED_MAX_IN_FLIGHT: '1', FRESHNESS_CACHE_MS: '600000' });
+    baseUrl = await listen(app);
+    await waitUntil(async () => (await timedFetch(baseUrl, LIST, SELLERS.alpha)).status === 200, 5000);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('refuses at once while the limit is reached, never the health routes, and admits again after', async () => {
+    const locker = await mysql.createConnection({ uri: db.url });
+    try {
+      await locker.query(LOCK_ITEM_TABLES);
+      const holder = timedFetch(baseUrl, ORDER, SELLERS.alpha); // waits on the lock: 1 in flight
+      await sleep(200);
+      const refused = await timedFetch(baseUrl, LIST, SELLERS.beta);
+      expectUnavailable(refused);
+      expect(refused.ms).toBeLessThan(150);
+      expect(await shedCount(app, 'inFlight')).toBe(1);
+      expect((await timedFetch(baseUrl, '/healthz')).status).toBe(200);
+      expect((await timedFetch(baseUrl, '/readyz')).status).toBe(200);
+      await locker.query('UNLOCK TABLES');
+      expect((await holder).status).toBe(404);
+    } finally {
+      await locker.query('UNLOCK TABLES').catch(() => undefined);
+      await locker.end();
+    }
+    // The slot is released when the held response closes.
+    expect((await timedFetch(baseUrl, LIST, SELLERS.beta)).status).toBe(200);
   });
 });

@@ -21,6 +21,14 @@ export async function timedInject(app: FastifyInstance, url: string, sellerId?: 
   return { status: response.statusCode, headers: response.headers, body: response.body, ms: performance.now() - started };
 }
 
+/** The same request over a real socket: what the server's own handler (and its gate) sees. */
+export async function timedFetch(baseUrl: string, url: string, sellerId?: string): Promise<Timed> {
+  const started = performance.now();
+  const response = await fetch(`${baseUrl}${url}`, { headers: sellerId === undefined ? {} : bearer(mintToken({ sellerId })) });
+  const body = await response.text();
+  return { status: response.status, headers: Object.fromEntries(response.headers), body, ms: performance.now() - started };
+}
+
 /** 503 (or 504) problem+json with a Retry-After a client can act on. */
 export function expectUnavailable(response: Timed): void {
   expect([503, 504], `status ${response.status}: ${response.body}`).toContain(response.status);

@@ -68,17 +68,22 @@ export function loggerOptions(config: Config, options: BuildOptions): FastifyLog
   };
 }
 
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const gate = new PressureGate({ ...config.loadShedding, corsOrigins: config.corsOrigins });
   const serverOptions: FastifyServerOptions = {
     logger: loggerOptions(config, options),
     bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // The HTTP server is built here so that the load-shedding gate sees a request before Fastify
-    // does; it gets the settings Fastify would give its own server.
+    // does; it gets the settings above, which Fastify applies only to a server it builds itself.
     serverFactory: (handler) => {
       // Stated rather than inherited from Node's default: larger request heads get 431.
       const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, gate.guard(handler));
-      server.keepAliveTimeout = 5_000;
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
       server.requestTimeout = config.requestTimeoutMs;
       server.setTimeout(config.requestTimeoutMs);
       return server;

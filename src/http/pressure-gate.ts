@@ -15,7 +15,8 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { CpuUsageMeter } from './cpu-budget.js';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './problem.js';
 
-export type PressureSignal = 'eventLoopDelay' | 'cpu' | 'inFlight';
+export const PRESSURE_SIGNALS = ['eventLoopDelay', 'cpu', 'inFlight'] as const;
+export type PressureSignal = (typeof PRESSURE_SIGNALS)[number];
 
 export interface PressureLimits {
   /** Mean event-loop delay over a sample above which requests are shed; 0 = not checked. */

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge } from 'prom-client';
-import type { PressureGate } from '../http/pressure-gate.js';
+import { PRESSURE_SIGNALS, type PressureGate } from '../http/pressure-gate.js';
 
 async function loadSheddingPlugin(app: FastifyInstance, options: { gate: PressureGate }): Promise<void> {
   const { gate } = options;
@@ -16,6 +16,9 @@ async function loadSheddingPlugin(app: FastifyInstance, options: { gate: Pressur
     labelNames: ['reason'] as const,
     registers: [app.metrics.registry],
   });
+  // Every reason exported from the start at 0: a rate over a series that appears only on the
+  // first refusal misses that refusal, and dashboards show "no data" instead of 0.
+  for (const reason of PRESSURE_SIGNALS) shed.inc({ reason }, 0);
   new Gauge({
     name: 'http_admitted_ratio',
     help: 'Fraction of incoming requests the load shedder admits (1 = no shedding)',

@@ -215,6 +215,8 @@ export const APP_METRIC_NAMES: readonly string[] = [
   'order_items_freshness_seconds',
   'order_items_last_staged_batch_timestamp_seconds',
   'etl_rejected_rows_total',
+  'http_requests_shed_total',
+  'http_admitted_ratio',
 ];
 
 /** Prometheus' own series and the prom-client default metrics that dashboards may use. */

@@ -38,7 +38,8 @@ const sloSchema = z
     objective: z.number().gt(0).lt(1),
     window: duration,
     good: selector,
-    total: selector,
+    // Several selectors add up: e.g. requests answered plus requests refused before routing.
+    total: z.union([selector, z.array(selector).min(1)]).transform((value) => (typeof value === 'string' ? [value] : value)),
   })
   .strict();
 
@@ -171,10 +172,14 @@ interface RuleGroup {
 
 const RUNBOOK = 'docs/monitoring.md#slos-and-alerting';
 
-function errorRatioExpr(good: string, total: string, window: string): string {
+function errorRatioExpr(good: string, total: readonly string[], window: string): string {
   // `or vector(0)`: when every request is bad the good series may not exist at all, and the error
-  // ratio must then be 1, not empty.
-  return `1 - ((sum(rate(${good}[${window}])) or vector(0)) / sum(rate(${total}[${window}])))`;
+  // ratio must then be 1, not empty. The same for every total after the first: a counter that
+  // has not appeared yet must not make the whole total empty.
+  const [first, ...more] = total;
+  const totalExpr = [`sum(rate(${first}[${window}]))`, ...more.map((t) => `(sum(rate(${t}[${window}])) or vector(0))`)].join(' + ');
+  const denominator = more.length === 0 ? totalExpr : `(${totalExpr})`;
+  return `1 - ((sum(rate(${good}[${window}])) or vector(0)) / ${denominator})`;
 }
 
 function sloGroups(config: SloConfig): RuleGroup[] {

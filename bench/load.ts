@@ -1,9 +1,10 @@
 // Loader benchmark:
 //   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N]
-//                         [--chunk-size N] [--skip-olist] [--skip-synthetic] [--verbose]
+//                         [--chunk-size N] [--staging load-data|insert] [--skip-olist] [--skip-synthetic] [--verbose]
 // For each server, migrates a fresh database oi_bench_load, loads the real Olist folder (when
 // present: fresh, then reload) and a synthetic dataset (generated once into /tmp and reused,
 // or --dir), and reports items/s, wall time and peak RSS sampled every 100 ms during each load.
+// `--staging insert` measures the loader's fallback for servers that refuse LOAD DATA LOCAL.
 //
 // Servers: `shared` = BENCH_DATABASE_SERVER_URL (default the shared MariaDB at 127.0.0.1:3306,
 // packaged defaults); `tuned` = a private mariadbd started here with TUNED_SETTINGS on its own
@@ -18,6 +19,7 @@ import mysql from 'mysql2/promise';
 import { generateDataset } from '../src/generate/generate.js';
 import { FILES } from '../src/loader/contract.js';
 import { loadBatch, type LoadSummary } from '../src/loader/load-batch.js';
+import type { StagingMethod } from '../src/loader/upsert.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { PrivateMariaDb } from '../test/helpers/private-mariadb.js';
 
@@ -45,6 +47,7 @@ const { values } = parseArgs({
     server: { type: 'string', default: 'shared' },
     repeat: { type: 'string', default: '1' },
     'chunk-size': { type: 'string' },
+    staging: { type: 'string', default: 'load-data' },
     'skip-olist': { type: 'boolean', default: false },
     'skip-synthetic': { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
@@ -53,6 +56,8 @@ const { values } = parseArgs({
 const targetItems = Number(values.items);
 const repeat = Number(values.repeat);
 const chunkSize = values['chunk-size'] === undefined ? undefined : Number(values['chunk-size']);
+if (values.staging !== 'load-data' && values.staging !== 'insert') throw new Error('--staging: load-data or insert');
+const staging: StagingMethod = values.staging;
 const log = values.verbose ? (m: string) => console.error(`[loader] ${m}`) : undefined;
 
 interface PrivateServer {
@@ -95,6 +100,7 @@ async function measured(server: string, label: string, run: () => Promise<LoadSu
     JSON.stringify({
       server,
       label,
+      staging,
       items: items.loaded,
       rowsAllFiles: rows,
       rejected,
@@ -128,16 +134,16 @@ async function benchServer(server: string, serverUrl: string): Promise<void> {
   for (let run = 1; run <= repeat; run += 1) {
     if (!values['skip-olist'] && existsSync(olist)) {
       const url = await resetDatabase(serverUrl);
-      await measured(server, `olist (fresh database) run ${run}`, () => loadBatch({ databaseUrl: url, dir: olist, chunkSize, log }));
+      await measured(server, `olist (fresh database) run ${run}`, () => loadBatch({ databaseUrl: url, dir: olist, chunkSize, staging, log }));
       await measured(server, `olist (reload, all upserts) run ${run}`, () =>
-        loadBatch({ databaseUrl: url, dir: olist, chunkSize, log }),
+        loadBatch({ databaseUrl: url, dir: olist, chunkSize, staging, log }),
       );
     }
     if (!values['skip-synthetic']) {
       const dir = await syntheticDir();
       const url = await resetDatabase(serverUrl);
       await measured(server, `synthetic ${path.basename(dir)} (fresh database) run ${run}`, () =>
-        loadBatch({ databaseUrl: url, dir, chunkSize, log }),
+        loadBatch({ databaseUrl: url, dir, chunkSize, staging, log }),
       );
     }
   }

@@ -23,29 +23,33 @@ import { joinCsv, readCsv, readHeader } from './read.js';
 import {
   countWritten,
   failBatch,
-  findOrders,
-  findSellers,
+  findItemReferenceProblems,
   finishStage,
   insertBatch,
   insertRejected,
+  prepareConnection,
+  propagateTranslations,
   readTranslations,
+  refreshWideForItems,
   setBatchStatus,
   sqlTimestamp,
+  stageCustomers,
+  stageItems,
+  stageOrders,
+  stageProducts,
+  unstageItems,
   startStage,
+  updateWideCustomers,
+  updateWideProducts,
   upsertCustomers,
   upsertItems,
   upsertOrders,
   upsertProducts,
   upsertSellers,
   upsertTranslations,
-  prepareConnection,
-  propagateTranslations,
-  refreshWideForOrders,
-  updateWideCustomers,
-  updateWideProducts,
   withTransaction,
-  type ItemWithPurchase,
   type RejectedRow,
+  type StagingMethod,
 } from './upsert.js';
 
 export type FileName = (typeof FILES)[FileKind];
@@ -57,10 +61,15 @@ export interface LoadOptions {
   source?: string;
   /** The batch's ingestion timestamp (etl_batch.created_at); default now. */
   ingestedAt?: Date | string;
-  /** Valid rows per statement and transaction; default 2000. */
+  /** Valid rows per chunk (split over the writers, one transaction each); default 10,000. */
   chunkSize?: number;
   /** Concurrent writer connections; default 4. */
   writers?: number;
+  /**
+   * How chunks reach the per-connection staging tables: 'load-data' (default) uses LOAD DATA
+   * LOCAL INFILE and falls back to 'insert' (multi-row INSERT) when the server refuses it.
+   */
+  staging?: StagingMethod;
   /** Progress messages (the CLI sends them to stderr); default silent. */
   log?: (message: string) => void;
 }
@@ -103,6 +112,8 @@ const MAX_CHUNK_SIZE = 50_000;
 /** Chunks queued for writing while the next one is parsed: bounds memory. */
 const MAX_PENDING_WRITES = 2;
 const DEFAULT_WRITERS = 4;
+/** Rows parsed between two yields to the event loop (see loadFile). */
+const YIELD_EVERY_ROWS = 500;
 
 /** Checks that every file exists and carries exactly its expected header; returns problems. */
 export async function checkFolder(dir: string): Promise<string[]> {
@@ -313,6 +324,11 @@ async function loadFile<K extends FileKind>(
       rejected.push({ file: name, line, reason: result.reason, raw: joinCsv(record) });
     }
     if (rows.size + rejected.length >= ctx.chunkSize) await flush();
+    // Records already buffered by the parser come out of the async iterator in microtasks, so a
+    // whole read buffer (thousands of rows) would be processed before any database reply is
+    // handled: writers would sit idle with a finished statement. Yield to the event loop now
+    // and then so that replies are read and the next statement of each writer is sent.
+    if (stats.read % YIELD_EVERY_ROWS === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   await flush();
   const seconds = (Date.now() - started) / 1000;
@@ -371,11 +387,14 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     const conns: PoolConnection[] = [];
     const stats = new Map<FileKind, FileStats>();
     try {
+      let staging: StagingMethod = options.staging ?? 'load-data';
       for (let i = 0; i < writers; i += 1) {
         const conn = await pool.getConnection();
         conns.push(conn);
-        await prepareConnection(conn);
+        // The first connection finds out whether the server accepts LOAD DATA LOCAL; the others follow.
+        staging = await prepareConnection(conn, staging);
       }
+      log(`staging tables filled with ${staging === 'load-data' ? 'LOAD DATA LOCAL INFILE' : 'multi-row INSERT (LOAD DATA LOCAL refused or not asked for)'}`);
       const writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
       const ctx: Context = { batchId, dir, chunkSize, writer, log };
 
@@ -394,6 +413,9 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         ),
       );
       await ctx.writer.drain();
+      // The translations of this batch are committed (drained): products look them up. No other
+      // drain is needed before the products, whose chunks then overlap the customers' last ones.
+      const translations = await readTranslations(pool);
       stats.set(
         'sellers',
         await loadFile(ctx, 'sellers', async (c, rows) => {
@@ -403,26 +425,25 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       stats.set(
         'customers',
         await loadFile(ctx, 'customers', async (c, rows) => {
-          await upsertCustomers(c, batchId, rows.map((r) => r.row));
-          await updateWideCustomers(c, rows.map((r) => r.row.customerId));
+          await stageCustomers(c, staging, rows.map((r) => r.row));
+          await upsertCustomers(c, batchId);
+          await updateWideCustomers(c);
         }),
       );
 
-      // Translations of this batch must be committed before products look them up.
-      await ctx.writer.drain();
-      const translations = await readTranslations(pool);
       stats.set(
         'products',
         await loadFile(ctx, 'products', async (c, rows: SourcedRow<ProductRow>[]) => {
-          await upsertProducts(
+          await stageProducts(
             c,
-            batchId,
+            staging,
             rows.map(({ row: r }) => ({
               ...r,
               categoryNameEnglish: r.categoryName === null ? null : (translations.get(r.categoryName) ?? null),
             })),
           );
-          await updateWideProducts(c, rows.map((r) => r.row.productId));
+          await upsertProducts(c, batchId);
+          await updateWideProducts(c);
         }),
       );
 
@@ -438,7 +459,8 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
             const days = distinct(rows.map((r) => r.row.purchasedAt.slice(0, 10)))
               .filter((d) => !seen.has(d))
               .sort();
-            await upsertOrders(c, batchId, rows.map((r) => r.row), days);
+            await stageOrders(c, staging, rows.map((r) => r.row));
+            await upsertOrders(c, batchId, days);
             return { committed: () => days.forEach((d) => seen.add(d)) };
           },
           (row) => row.orderId,
@@ -447,37 +469,41 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       // Items check their order and seller in the database: every order and seller chunk is
       // committed (drained) before the first item chunk is parsed.
       await ctx.writer.drain();
-      const knownSellers = new Set<string>();
       stats.set(
         'items',
         await loadFile(
           ctx,
           'items',
           async (c, rows: SourcedRow<ItemRow>[]) => {
-            const orders = await findOrders(c, distinct(rows.map((r) => r.row.orderId)));
-            // Sellers are few: once seen in the database, not looked up again in this batch.
-            const unknownSellers = distinct(rows.map((r) => r.row.sellerId)).filter((id) => !knownSellers.has(id));
-            for (const id of await findSellers(c, unknownSellers)) knownSellers.add(id);
-            const sellers = knownSellers;
-            const accepted: ItemWithPurchase[] = [];
+            await stageItems(c, staging, rows);
+            // Items whose order or seller is missing are left out by the upsert's joins. Only when
+            // some were (rare) are they looked for, set-based (only those rows come back), taken
+            // out of the staging table, and the upsert run again: an order or seller committed by a
+            // concurrent load in between is then either seen missing (the item quarantined, not
+            // written) or present (written), never neither. Orders and sellers are never deleted.
+            const { selected } = await upsertItems(c, batchId);
+            const problems = selected === rows.length ? [] : await findItemReferenceProblems(c);
+            if (problems.length > 0) {
+              await unstageItems(c, problems.map((p) => p.line));
+              await upsertItems(c, batchId);
+            }
             const refused: RejectedRow[] = [];
-            for (const { row, line, fields } of rows) {
-              const purchasedAt = orders.get(row.orderId);
-              const problems: string[] = [];
-              if (purchasedAt === undefined) {
-                problems.push(`order_id: unknown order, neither in this batch nor in the database (got "${row.orderId}")`);
-              }
-              if (!sellers.has(row.sellerId)) {
-                problems.push(`seller_id: unknown seller, neither in this batch nor in the database (got "${row.sellerId}")`);
-              }
-              if (purchasedAt === undefined || problems.length > 0) {
-                refused.push({ file: FILES.items, line, reason: problems.join('; '), raw: joinCsv(fields) });
-              } else {
-                accepted.push({ ...row, purchasedAt });
+            if (problems.length > 0) {
+              const byLine = new Map(rows.map((r) => [r.line, r]));
+              for (const { line, unknownOrder, unknownSeller } of problems) {
+                const item = byLine.get(line);
+                if (item === undefined) continue;
+                const reasons: string[] = [];
+                if (unknownOrder) {
+                  reasons.push(`order_id: unknown order, neither in this batch nor in the database (got "${item.row.orderId}")`);
+                }
+                if (unknownSeller) {
+                  reasons.push(`seller_id: unknown seller, neither in this batch nor in the database (got "${item.row.sellerId}")`);
+                }
+                refused.push({ file: FILES.items, line, reason: reasons.join('; '), raw: joinCsv(item.fields) });
               }
             }
-            await upsertItems(c, batchId, accepted);
-            await refreshWideForOrders(c, distinct(accepted.map((r) => r.orderId)));
+            await refreshWideForItems(c);
             return { refused };
           },
           // Same partition as the item's order: its purchased_at re-alignment runs on that writer.
@@ -541,6 +567,10 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     }
     throw new LoadError(`cannot start the batch: ${message}`, 'failed');
   } finally {
-    await pool.end();
+    // Closing the connections of a server that just died can fail (ECONNRESET); that must not
+    // replace the batch's outcome, already decided and recorded above.
+    await pool.end().catch((error: unknown) => {
+      log(`closing the database connections: ${error instanceof Error ? error.message : String(error)}`);
+    });
   }
 }

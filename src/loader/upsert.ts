@@ -1,8 +1,9 @@
 // All of the loader's SQL: batch and stage bookkeeping, quarantine, and the chunk upserts into
 // the staging star schema. Upserts are SCD type 1 (INSERT ... ON DUPLICATE KEY UPDATE, no
 // history): the newest batch's values win and batch_id / updated_at name the batch that wrote them.
+import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
-import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { PipelineStage, RunStatus } from '../db/schema.js';
 import {
   dateParts,
@@ -157,29 +158,194 @@ export function inList(values: readonly string[]): string {
   return values.map((v) => sqlLiteral(v)).join(',');
 }
 
-/**
- * A writer connection's key list: a MEMORY temporary table that set-based statements join
- * from (STRAIGHT_JOIN, so every lookup is an index probe). A long `IN (…)` list is not enough:
- * MariaDB turns lists of 1,000+ values into a subquery or a range the optimizer may prefer to
- * answer with a full table scan, which made every chunk cost as much as the table's size.
- */
-const KEYS_TABLE = 'tmp_loader_keys';
+// ---------------------------------------------------------------------------------------------
+// Staging. The large files (customers, products, orders, items) are not upserted from a VALUES
+// list: each partition of a chunk is first put into a per-connection MEMORY temporary table (its
+// staging table) and then merged set-based (INSERT … SELECT … ON DUPLICATE KEY UPDATE, wide-table
+// upkeep and reference checks joining from the staging table with STRAIGHT_JOIN, i.e. index probes
+// in key order). The staging table is filled with LOAD DATA LOCAL INFILE (tab-separated text
+// streamed from memory): no 2 MB statement to build in Node, scan for placeholders in the driver,
+// and parse in the server. Where the server refuses LOAD DATA LOCAL (local_infile off), the same
+// table is filled with a multi-row INSERT and everything else stays the same.
+//
+// Joining from a table rather than an `IN (…)` list matters: MariaDB turns lists of 1,000+ values
+// into a subquery or a range the optimizer may answer with a full scan of the target, which made
+// every chunk cost as much as the whole table (BENCHMARKS.md, "## Loader").
 
-export async function prepareConnection(conn: PoolConnection): Promise<void> {
-  // Row locks only, no gap locks: concurrent chunk upserts of distinct keys rarely conflict.
-  await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-  await conn.query(
-    `CREATE TEMPORARY TABLE IF NOT EXISTS ${KEYS_TABLE} (k CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY) ENGINE=MEMORY`,
-  );
+export type StagingMethod = 'load-data' | 'insert';
+
+interface StagingTable {
+  readonly name: string;
+  /** Columns in the order rows are given to fillStaging. */
+  readonly columns: readonly string[];
+  readonly definition: string;
 }
 
-/** Replaces the connection's key list (contract-checked ids: 32 hex characters). */
-async function setKeys(db: Queryable, keys: readonly string[]): Promise<void> {
-  await db.query(`DELETE FROM ${KEYS_TABLE}`);
-  for (let i = 0; i < keys.length; i += 20_000) {
-    const slice = keys.slice(i, i + 20_000);
-    await db.query(`INSERT IGNORE INTO ${KEYS_TABLE} (k) VALUES ${slice.map((k) => `(${sqlLiteral(k)})`).join(',')}`);
+const ID = 'CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL';
+
+export const STAGING = {
+  customers: {
+    name: 'tmp_stage_customer',
+    columns: ['customer_id', 'customer_unique_id', 'zip_code_prefix', 'city', 'state'],
+    definition: `customer_id ${ID}, customer_unique_id ${ID}, zip_code_prefix VARCHAR(10) NOT NULL,
+      city VARCHAR(128) NOT NULL, state CHAR(2) NOT NULL, PRIMARY KEY USING BTREE (customer_id)`,
+  },
+  products: {
+    name: 'tmp_stage_product',
+    columns: [
+      'product_id',
+      'category_name',
+      'category_name_english',
+      'name_length',
+      'description_length',
+      'photos_qty',
+      'weight_g',
+      'length_cm',
+      'height_cm',
+      'width_cm',
+    ],
+    definition: `product_id ${ID}, category_name VARCHAR(100) NULL, category_name_english VARCHAR(100) NULL,
+      name_length SMALLINT UNSIGNED NULL, description_length INT UNSIGNED NULL, photos_qty SMALLINT UNSIGNED NULL,
+      weight_g INT UNSIGNED NULL, length_cm SMALLINT UNSIGNED NULL, height_cm SMALLINT UNSIGNED NULL,
+      width_cm SMALLINT UNSIGNED NULL, PRIMARY KEY USING BTREE (product_id)`,
+  },
+  orders: {
+    name: 'tmp_stage_order',
+    columns: [
+      'order_id',
+      'customer_id',
+      'order_status',
+      'purchased_at',
+      'purchase_date',
+      'approved_at',
+      'delivered_carrier_at',
+      'delivered_customer_at',
+      'estimated_delivery_at',
+    ],
+    definition: `order_id ${ID}, customer_id ${ID}, order_status VARCHAR(16) NOT NULL, purchased_at DATETIME NOT NULL,
+      purchase_date DATE NOT NULL, approved_at DATETIME NULL, delivered_carrier_at DATETIME NULL,
+      delivered_customer_at DATETIME NULL, estimated_delivery_at DATETIME NOT NULL, PRIMARY KEY USING BTREE (order_id)`,
+  },
+  items: {
+    name: 'tmp_stage_item',
+    // line: the row's line in the file, so that a reference reject can name it.
+    columns: ['line', 'order_id', 'order_item_id', 'product_id', 'seller_id', 'shipping_limit_at', 'price', 'freight_value'],
+    definition: `line INT UNSIGNED NOT NULL, order_id ${ID}, order_item_id SMALLINT UNSIGNED NOT NULL, product_id ${ID},
+      seller_id ${ID}, shipping_limit_at DATETIME NOT NULL, price DECIMAL(12,2) NOT NULL,
+      freight_value DECIMAL(12,2) NOT NULL, PRIMARY KEY USING BTREE (order_id, order_item_id)`,
+  },
+} as const satisfies Record<string, StagingTable>;
+
+/** A staging table holds one partition of a chunk (at most 50,000 rows of ≤ 1 KiB in MEMORY's fixed-width rows). */
+const STAGING_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Prepares a writer connection: isolation level and staging tables. Returns how the staging
+ * tables can be filled on this server (`preferred` = 'insert' skips the LOAD DATA probe).
+ */
+export async function prepareConnection(conn: PoolConnection, preferred: StagingMethod = 'load-data'): Promise<StagingMethod> {
+  // Row locks only, no gap locks: concurrent chunk upserts of distinct keys rarely conflict.
+  await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+  // A session setting (the server's global default is 16 MiB): the bound of this connection's
+  // MEMORY staging tables, sized for the largest chunk. Memory is only taken as rows arrive.
+  await conn.query(`SET SESSION max_heap_table_size = ${STAGING_MAX_BYTES}`);
+  for (const table of Object.values(STAGING)) {
+    await conn.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${table.name} (${table.definition}) ENGINE=MEMORY DEFAULT CHARSET=utf8mb4`);
   }
+  if (preferred === 'insert') return 'insert';
+  try {
+    await loadData(conn, STAGING.items, Buffer.alloc(0));
+    return 'load-data';
+  } catch (error) {
+    // 1148 ER_NOT_ALLOWED_COMMAND: local_infile is off on the server (or the client refused).
+    if (errnoOf(error) === 1148 || errnoOf(error) === 4166) return 'insert';
+    throw error;
+  }
+}
+
+function errnoOf(error: unknown): number | undefined {
+  return typeof error === 'object' && error !== null && 'errno' in error ? Number(error.errno) : undefined;
+}
+
+// LOAD DATA's text format with ESCAPED BY '\\': \N is NULL; backslash, tab, newline, carriage
+// return and NUL inside a value are written as escape sequences.
+const TSV_SPECIAL = /[\\\t\n\r\0]/;
+const TSV_SPECIAL_ALL = /[\\\t\n\r\0]/g;
+const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\\0' };
+
+function tsvField(value: SqlValue): string {
+  if (value === null) return '\\N';
+  if (typeof value === 'number') return String(value);
+  return TSV_SPECIAL.test(value) ? value.replace(TSV_SPECIAL_ALL, (c) => TSV_ESCAPES[c] ?? c) : value;
+}
+
+/** Rows as LOAD DATA text: tab-separated fields, one line per row. */
+export function tsvRows(rows: readonly SqlValue[][]): string {
+  let text = '';
+  for (const row of rows) {
+    for (let c = 0; c < row.length; c += 1) text += (c === 0 ? '' : '\t') + tsvField(row[c] ?? null);
+    text += '\n';
+  }
+  return text;
+}
+
+/** Each piece is one protocol packet: kept well under max_allowed_packet (16 MiB by default). */
+const LOAD_DATA_PACKET_BYTES = 1024 * 1024;
+
+async function loadData(conn: PoolConnection, table: StagingTable, data: Buffer): Promise<number> {
+  const pieces: Buffer[] = [];
+  for (let offset = 0; offset < data.length; offset += LOAD_DATA_PACKET_BYTES) {
+    pieces.push(data.subarray(offset, offset + LOAD_DATA_PACKET_BYTES));
+  }
+  const [result] = await conn.query<ResultSetHeader>({
+    sql: `LOAD DATA LOCAL INFILE 'staging' INTO TABLE ${table.name} CHARACTER SET utf8mb4
+          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${table.columns.join(', ')})`,
+    infileStreamFactory: () => Readable.from(pieces),
+  });
+  // With LOCAL the server cannot stop the transfer, so it turns errors (duplicate key, bad value)
+  // into warnings and skips or truncates the row: refuse the chunk instead of losing data silently.
+  if (result.warningStatus > 0) {
+    const [warnings] = await conn.query<RowDataPacket[]>('SHOW WARNINGS LIMIT 3');
+    throw new Error(`staging ${table.name}: LOAD DATA warnings: ${warnings.map((w) => String(w.Message)).join('; ')}`);
+  }
+  return result.affectedRows;
+}
+
+/** Replaces the content of a staging table with these rows (columns in `table.columns` order). */
+async function fillStaging(
+  conn: PoolConnection,
+  method: StagingMethod,
+  table: StagingTable,
+  rows: readonly SqlValue[][],
+): Promise<void> {
+  await conn.query(`DELETE FROM ${table.name}`);
+  if (rows.length === 0) return;
+  if (method === 'insert') {
+    await conn.query(`INSERT INTO ${table.name} (${table.columns.join(', ')}) VALUES ${valuesList(rows)}`);
+    return;
+  }
+  const loaded = await loadData(conn, table, Buffer.from(tsvRows(rows), 'utf8'));
+  if (loaded !== rows.length) throw new Error(`staging ${table.name}: ${loaded} rows loaded of ${rows.length}`);
+}
+
+/**
+ * `INSERT INTO table (columns, batch_id) <source> ON DUPLICATE KEY UPDATE …` where every updated
+ * column keeps the newest batch's value, whatever order concurrent loads commit in: a row changes
+ * only for a batch at least as new as the one that last wrote it (batch ids are UUIDv7 of the
+ * ingestion time, so they sort by it). MySQL applies the assignments left to right, so batch_id
+ * goes last. Target columns are qualified: a SELECT source has columns of the same names.
+ */
+function upsertStatement(table: string, columns: readonly string[], updated: readonly string[], source: string): string {
+  const target = (c: string) => `\`${table}\`.\`${c}\``;
+  const newer = `VALUES(\`batch_id\`) >= ${target('batch_id')}`;
+  const set = updated
+    .map((c) => `${target(c)} = IF(${newer}, VALUES(\`${c}\`), ${target(c)})`)
+    .concat(
+      `${target('updated_at')} = IF(${newer}, CURRENT_TIMESTAMP(3), ${target('updated_at')})`,
+      `${target('batch_id')} = IF(${newer}, VALUES(\`batch_id\`), ${target('batch_id')})`,
+    )
+    .join(', ');
+  return `INSERT INTO \`${table}\` (${[...columns, 'batch_id'].map((c) => `\`${c}\``).join(', ')}) ${source} ON DUPLICATE KEY UPDATE ${set}`;
 }
 
 async function upsert(
@@ -190,17 +356,23 @@ async function upsert(
   values: SqlValue[][],
 ): Promise<void> {
   if (values.length === 0) return;
-  // Newest batch wins, whatever order concurrent loads commit in: a row changes only for a batch
-  // at least as new as the one that last wrote it (batch ids are UUIDv7 of the ingestion time, so
-  // they sort by it). MySQL applies these assignments left to right, so batch_id goes last.
-  const newer = 'VALUES(`batch_id`) >= `batch_id`';
-  const set = updated
-    .map((c) => `\`${c}\` = IF(${newer}, VALUES(\`${c}\`), \`${c}\`)`)
-    .concat(`\`updated_at\` = IF(${newer}, CURRENT_TIMESTAMP(3), \`updated_at\`)`, `\`batch_id\` = IF(${newer}, VALUES(\`batch_id\`), \`batch_id\`)`)
-    .join(', ');
-  await db.query(
-    `INSERT INTO \`${table}\` (${[...columns, 'batch_id'].map((c) => `\`${c}\``).join(', ')}) VALUES ${valuesList(values)} ON DUPLICATE KEY UPDATE ${set}`,
+  await db.query(upsertStatement(table, columns, updated, `VALUES ${valuesList(values)}`));
+}
+
+/** Upserts a staging table's rows into the target: `select` lists the target's columns in order (batch_id excluded). */
+async function upsertFromStaging(
+  db: Queryable,
+  batchId: string,
+  target: { table: string; columns: readonly string[]; updated: readonly string[] },
+  select: string,
+  from: string,
+): Promise<{ selected: number | undefined }> {
+  const [result] = await db.query<ResultSetHeader>(
+    upsertStatement(target.table, target.columns, target.updated, `SELECT ${select}, ${sqlLiteral(batchId)} FROM ${from}`),
   );
+  // INSERT … SELECT reports "Records: <rows selected>  Duplicates: <n>  Warnings: <n>".
+  const records = /^Records: (\d+)/.exec(result.info)?.[1];
+  return { selected: records === undefined ? undefined : Number(records) };
 }
 
 export async function upsertTranslations(db: Queryable, batchId: string, rows: readonly TranslationRow[]): Promise<void> {
@@ -223,13 +395,23 @@ export async function upsertSellers(db: Queryable, batchId: string, rows: readon
   );
 }
 
-export async function upsertCustomers(db: Queryable, batchId: string, rows: readonly CustomerRow[]): Promise<void> {
-  await upsert(
+// The staged files. Each chunk partition: stageX (fill the connection's staging table), upsertX
+// (merge it into the star table), then the order_item_wide upkeep, all joining from the staging
+// table, in the chunk's transaction.
+
+const STAGED_CUSTOMER = ['customer_id', 'customer_unique_id', 'zip_code_prefix', 'city', 'state'] as const;
+
+export async function stageCustomers(conn: PoolConnection, method: StagingMethod, rows: readonly CustomerRow[]): Promise<void> {
+  await fillStaging(conn, method, STAGING.customers, rows.map((r) => [r.customerId, r.customerUniqueId, r.zipCodePrefix, r.city, r.state]));
+}
+
+export async function upsertCustomers(db: Queryable, batchId: string): Promise<void> {
+  await upsertFromStaging(
     db,
-    'dim_customer',
-    ['customer_id', 'customer_unique_id', 'zip_code_prefix', 'city', 'state'],
-    ['customer_unique_id', 'zip_code_prefix', 'city', 'state'],
-    rows.map((r) => [r.customerId, r.customerUniqueId, r.zipCodePrefix, r.city, r.state, batchId]),
+    batchId,
+    { table: 'dim_customer', columns: STAGED_CUSTOMER, updated: STAGED_CUSTOMER.slice(1) },
+    STAGED_CUSTOMER.map((c) => `s.${c}`).join(', '),
+    `${STAGING.customers.name} s`,
   );
 }
 
@@ -247,12 +429,11 @@ const PRODUCT_ATTRIBUTES = [
   'width_cm',
 ] as const;
 
-export async function upsertProducts(db: Queryable, batchId: string, rows: readonly ProductWithEnglish[]): Promise<void> {
-  await upsert(
-    db,
-    'dim_product',
-    ['product_id', ...PRODUCT_ATTRIBUTES],
-    PRODUCT_ATTRIBUTES,
+export async function stageProducts(conn: PoolConnection, method: StagingMethod, rows: readonly ProductWithEnglish[]): Promise<void> {
+  await fillStaging(
+    conn,
+    method,
+    STAGING.products,
     rows.map((r) => [
       r.productId,
       r.categoryName,
@@ -264,8 +445,17 @@ export async function upsertProducts(db: Queryable, batchId: string, rows: reado
       r.lengthCm,
       r.heightCm,
       r.widthCm,
-      batchId,
     ]),
+  );
+}
+
+export async function upsertProducts(db: Queryable, batchId: string): Promise<void> {
+  await upsertFromStaging(
+    db,
+    batchId,
+    { table: 'dim_product', columns: ['product_id', ...PRODUCT_ATTRIBUTES], updated: PRODUCT_ATTRIBUTES },
+    ['product_id', ...PRODUCT_ATTRIBUTES].map((c) => `s.${c}`).join(', '),
+    `${STAGING.products.name} s`,
   );
 }
 
@@ -288,24 +478,11 @@ const ORDER_ATTRIBUTES = [
   'estimated_delivery_at',
 ] as const;
 
-/**
- * Upserts a chunk of orders, the calendar days they were purchased on (dim_date; `days` lets the
- * caller skip days it already wrote in this batch), re-aligns the denormalised purchased_at of
- * items already stored for these orders (an order whose purchase time changed) and updates their
- * order_item_wide rows. Run it inside the chunk's transaction.
- */
-export async function upsertOrders(
-  db: Queryable,
-  batchId: string,
-  rows: readonly OrderRow[],
-  days: readonly string[] = [...new Set(rows.map((r) => r.purchasedAt.slice(0, 10)))].sort(),
-): Promise<void> {
-  if (rows.length === 0) return;
-  await upsert(
-    db,
-    'fact_order',
-    ['order_id', ...ORDER_ATTRIBUTES],
-    ORDER_ATTRIBUTES,
+export async function stageOrders(conn: PoolConnection, method: StagingMethod, rows: readonly OrderRow[]): Promise<void> {
+  await fillStaging(
+    conn,
+    method,
+    STAGING.orders,
     rows.map((r) => [
       r.orderId,
       r.customerId,
@@ -316,8 +493,23 @@ export async function upsertOrders(
       r.deliveredCarrierAt,
       r.deliveredCustomerAt,
       r.estimatedDeliveryAt,
-      batchId,
     ]),
+  );
+}
+
+/**
+ * Upserts the staged orders and the calendar days they were purchased on (dim_date; `days`: the
+ * ones the caller has not written yet in this batch), re-aligns the denormalised purchased_at of
+ * items already stored for these orders (an order whose purchase time changed) and updates their
+ * order_item_wide rows. Run it inside the chunk's transaction, after stageOrders.
+ */
+export async function upsertOrders(db: Queryable, batchId: string, days: readonly string[]): Promise<void> {
+  await upsertFromStaging(
+    db,
+    batchId,
+    { table: 'fact_order', columns: ['order_id', ...ORDER_ATTRIBUTES], updated: ORDER_ATTRIBUTES },
+    ['order_id', ...ORDER_ATTRIBUTES].map((c) => `s.${c}`).join(', '),
+    `${STAGING.orders.name} s`,
   );
   await upsert(
     db,
@@ -331,15 +523,17 @@ export async function upsertOrders(
   );
   // Items keep their batch_id (their own values did not come from this batch); only the copy of
   // the order's purchase time follows the order.
-  await setKeys(db, rows.map((r) => r.orderId));
-  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN fact_order o ON o.order_id = k.k
-        STRAIGHT_JOIN fact_order_item i ON i.order_id = k.k
+  // Join order: the items (wide rows) first, so that an order without stored items (every order
+  // of a first load) costs one index probe and no lookup of the order or its customer.
+  const staged = STAGING.orders.name;
+  await db.query(`UPDATE ${staged} s STRAIGHT_JOIN fact_order_item i ON i.order_id = s.order_id
+        STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
         SET i.purchased_at = o.purchased_at, i.updated_at = CURRENT_TIMESTAMP(3)
       WHERE i.purchased_at <> o.purchased_at`);
   // The wide rows of items stored before follow the order (status, timestamps, purchase time
   // (part of the wide primary key), customer).
-  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN fact_order o ON o.order_id = k.k
-       STRAIGHT_JOIN order_item_wide w ON w.order_id = k.k
+  await db.query(`UPDATE ${staged} s STRAIGHT_JOIN order_item_wide w ON w.order_id = s.order_id
+       STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
        LEFT JOIN dim_customer c ON c.customer_id = o.customer_id
         SET w.purchased_at = o.purchased_at, w.order_status = o.order_status, w.approved_at = o.approved_at,
             w.delivered_carrier_at = o.delivered_carrier_at, w.delivered_customer_at = o.delivered_customer_at,
@@ -351,43 +545,65 @@ export async function upsertOrders(
                  AND w.estimated_delivery_at <=> o.estimated_delivery_at AND w.customer_state <=> c.state)`);
 }
 
-/** purchased_at of the given orders that exist in fact_order. */
-export async function findOrders(db: Queryable, orderIds: readonly string[]): Promise<Map<string, string>> {
-  if (orderIds.length === 0) return new Map();
-  await setKeys(db, orderIds);
-  const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT o.order_id, o.purchased_at FROM ${KEYS_TABLE} k STRAIGHT_JOIN fact_order o ON o.order_id = k.k`,
+/** An item of the chunk (line in the file and its values). */
+export interface StagedItem {
+  line: number;
+  row: ItemRow;
+}
+
+/** A staged item whose order or seller exists neither in this batch nor in the database. */
+export interface ItemReferenceProblem {
+  line: number;
+  unknownOrder: boolean;
+  unknownSeller: boolean;
+}
+
+export async function stageItems(conn: PoolConnection, method: StagingMethod, items: readonly StagedItem[]): Promise<void> {
+  await fillStaging(
+    conn,
+    method,
+    STAGING.items,
+    items.map(({ line, row: r }) => [line, r.orderId, r.orderItemId, r.productId, r.sellerId, r.shippingLimitAt, r.price, r.freightValue]),
   );
-  return new Map(rows.map((r) => [String(r.order_id), String(r.purchased_at)]));
 }
 
-export async function findSellers(db: Queryable, sellerIds: readonly string[]): Promise<Set<string>> {
-  if (sellerIds.length === 0) return new Set();
-  const [rows] = await db.query<RowDataPacket[]>(`SELECT seller_id FROM dim_seller WHERE seller_id IN (${inList(sellerIds)})`);
-  return new Set(rows.map((r) => String(r.seller_id)));
+/** The staged items that refer to an order or a seller the database does not hold (committed rows of this batch included). */
+export async function findItemReferenceProblems(db: Queryable): Promise<ItemReferenceProblem[]> {
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT s.line, o.order_id IS NULL AS unknown_order, x.seller_id IS NULL AS unknown_seller
+       FROM ${STAGING.items.name} s
+       LEFT JOIN fact_order o ON o.order_id = s.order_id
+       LEFT JOIN dim_seller x ON x.seller_id = s.seller_id
+      WHERE o.order_id IS NULL OR x.seller_id IS NULL
+      ORDER BY s.line`,
+  );
+  return rows.map((r) => ({ line: Number(r.line), unknownOrder: Number(r.unknown_order) === 1, unknownSeller: Number(r.unknown_seller) === 1 }));
 }
 
-export type ItemWithPurchase = ItemRow & { purchasedAt: string };
+/** Removes staged items (by line) before the upsert runs again: they are quarantined instead. */
+export async function unstageItems(db: Queryable, lines: readonly number[]): Promise<void> {
+  for (let i = 0; i < lines.length; i += 10_000) {
+    await db.query(`DELETE FROM ${STAGING.items.name} WHERE line IN (${lines.slice(i, i + 10_000).join(',')})`);
+  }
+}
 
 const ITEM_ATTRIBUTES = ['product_id', 'seller_id', 'shipping_limit_at', 'price', 'freight_value', 'purchased_at'] as const;
 
-export async function upsertItems(db: Queryable, batchId: string, rows: readonly ItemWithPurchase[]): Promise<void> {
-  await upsert(
+/**
+ * Upserts the staged items whose order and seller exist (the others are quarantined by the
+ * caller), with their order's purchase time (the API's keyset index). `selected`: how many staged
+ * items passed the joins (undefined if the server did not say): when all did, the caller need
+ * not look for reference problems.
+ */
+export async function upsertItems(db: Queryable, batchId: string): Promise<{ selected: number | undefined }> {
+  return upsertFromStaging(
     db,
-    'fact_order_item',
-    ['order_id', 'order_item_id', ...ITEM_ATTRIBUTES],
-    ITEM_ATTRIBUTES,
-    rows.map((r) => [
-      r.orderId,
-      r.orderItemId,
-      r.productId,
-      r.sellerId,
-      r.shippingLimitAt,
-      r.price,
-      r.freightValue,
-      r.purchasedAt,
-      batchId,
-    ]),
+    batchId,
+    { table: 'fact_order_item', columns: ['order_id', 'order_item_id', ...ITEM_ATTRIBUTES], updated: ITEM_ATTRIBUTES },
+    's.order_id, s.order_item_id, s.product_id, s.seller_id, s.shipping_limit_at, s.price, s.freight_value, o.purchased_at',
+    `${STAGING.items.name} s
+       STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
+       STRAIGHT_JOIN dim_seller x ON x.seller_id = s.seller_id`,
   );
 }
 
@@ -416,57 +632,47 @@ export const WIDE_COLUMNS = [
   'batch_id',
 ] as const;
 
-/**
- * The backfill migration's SELECT (same expressions, same joins) restricted to the orders in the
- * connection's key list.
- */
-const WIDE_SELECT_FROM_KEYS = `SELECT i.seller_id, i.purchased_at, i.order_id, i.order_item_id, i.product_id, p.category_name_english,
-       i.price, i.freight_value, i.shipping_limit_at, o.order_status, o.approved_at, o.delivered_carrier_at,
-       o.delivered_customer_at, o.estimated_delivery_at, c.state, i.batch_id
-  FROM ${KEYS_TABLE} k
-  STRAIGHT_JOIN fact_order o ON o.order_id = k.k
-  STRAIGHT_JOIN fact_order_item i ON i.order_id = k.k
-  LEFT JOIN dim_product p ON p.product_id = i.product_id
-  LEFT JOIN dim_customer c ON c.customer_id = o.customer_id`;
-
 // Every column but the unique key (order_id, order_item_id) follows the star tables; seller_id
 // and purchased_at are part of the primary key, so the update moves the row in the clustered index.
 const WIDE_UPSERT_SET = WIDE_COLUMNS.filter((c) => c !== 'order_id' && c !== 'order_item_id')
-  .map((c) => `\`${c}\` = VALUES(\`${c}\`)`)
-  .concat('`updated_at` = CURRENT_TIMESTAMP(3)')
+  .map((c) => `order_item_wide.\`${c}\` = VALUES(\`${c}\`)`)
+  .concat('order_item_wide.`updated_at` = CURRENT_TIMESTAMP(3)')
   .join(', ');
 
 /**
- * Re-derives the wide rows of every stored item of these orders (new or re-loaded items). Run it
- * after the items chunk's upsert, in the same transaction.
+ * Re-derives the wide rows of the staged items (new or re-loaded), with the backfill migration's
+ * SELECT (same expressions, same joins) restricted to them. Every other wide row already equals
+ * the star: each chunk's transaction re-derives what it changes. Run it after upsertItems, in the
+ * same transaction. A staged item refused on references has no star row and so no wide row.
  */
-export async function refreshWideForOrders(db: Queryable, orderIds: readonly string[]): Promise<void> {
-  if (orderIds.length === 0) return;
-  await setKeys(db, orderIds);
+export async function refreshWideForItems(db: Queryable): Promise<void> {
   await db.query(
     `INSERT INTO order_item_wide (${WIDE_COLUMNS.map((c) => `\`${c}\``).join(', ')})
-     ${WIDE_SELECT_FROM_KEYS}
+     SELECT i.seller_id, i.purchased_at, i.order_id, i.order_item_id, i.product_id, p.category_name_english,
+            i.price, i.freight_value, i.shipping_limit_at, o.order_status, o.approved_at, o.delivered_carrier_at,
+            o.delivered_customer_at, o.estimated_delivery_at, c.state, i.batch_id
+       FROM ${STAGING.items.name} s
+       STRAIGHT_JOIN fact_order_item i ON i.order_id = s.order_id AND i.order_item_id = s.order_item_id
+       STRAIGHT_JOIN fact_order o ON o.order_id = i.order_id
+       LEFT JOIN dim_product p ON p.product_id = i.product_id
+       LEFT JOIN dim_customer c ON c.customer_id = o.customer_id
      ON DUPLICATE KEY UPDATE ${WIDE_UPSERT_SET}`,
   );
 }
 
-/** After a customers chunk: customer_state of the items of their orders. */
-export async function updateWideCustomers(db: Queryable, customerIds: readonly string[]): Promise<void> {
-  if (customerIds.length === 0) return;
-  await setKeys(db, customerIds);
-  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN dim_customer c ON c.customer_id = k.k
-       STRAIGHT_JOIN fact_order o ON o.customer_id = k.k
+/** After a customers chunk: customer_state of the items of the staged customers' orders. */
+export async function updateWideCustomers(db: Queryable): Promise<void> {
+  await db.query(`UPDATE ${STAGING.customers.name} s STRAIGHT_JOIN dim_customer c ON c.customer_id = s.customer_id
+       STRAIGHT_JOIN fact_order o ON o.customer_id = s.customer_id
        STRAIGHT_JOIN order_item_wide w ON w.order_id = o.order_id
         SET w.customer_state = c.state, w.updated_at = CURRENT_TIMESTAMP(3)
       WHERE NOT (w.customer_state <=> c.state)`);
 }
 
-/** After a products chunk: product_category of the items of these products. */
-export async function updateWideProducts(db: Queryable, productIds: readonly string[]): Promise<void> {
-  if (productIds.length === 0) return;
-  await setKeys(db, productIds);
-  await db.query(`UPDATE ${KEYS_TABLE} k STRAIGHT_JOIN dim_product p ON p.product_id = k.k
-       STRAIGHT_JOIN order_item_wide w ON w.product_id = k.k
+/** After a products chunk: product_category of the items of the staged products. */
+export async function updateWideProducts(db: Queryable): Promise<void> {
+  await db.query(`UPDATE ${STAGING.products.name} s STRAIGHT_JOIN dim_product p ON p.product_id = s.product_id
+       STRAIGHT_JOIN order_item_wide w ON w.product_id = s.product_id
         SET w.product_category = p.category_name_english, w.updated_at = CURRENT_TIMESTAMP(3)
       WHERE NOT (w.product_category <=> p.category_name_english)`);
 }

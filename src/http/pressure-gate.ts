@@ -37,6 +37,10 @@ export interface PressureLimits {
 /** Never refused: an overloaded replica is alive, and its readiness is the balancer's business. */
 const NEVER_SHED = ['/healthz', '/readyz'];
 const SAMPLE_INTERVAL_MS = 100;
+
+function isHealthRoute(url: string | undefined): boolean {
+  return url !== undefined && NEVER_SHED.some((path) => url === path || url.startsWith(`${path}?`));
+}
 const HISTOGRAM_RESOLUTION_MS = 10;
 /** Admitted fraction regained per quiet sample: full service one second after the loop calms. */
 const ADMISSION_STEP_UP = 0.1;
@@ -116,19 +120,19 @@ export class PressureGate {
   /** Wraps the HTTP server's handler: refused requests never reach Fastify. */
   guard(handler: RequestListener): RequestListener {
     return (request, response) => {
-      const url = request.url;
-      if (url !== undefined && NEVER_SHED.some((path) => url === path || url.startsWith(`${path}?`))) {
-        handler(request, response);
-      } else if (this.limits.maxInFlight > 0 && this.inFlight >= this.limits.maxInFlight) {
-        this.refuse(request, response, 'inFlight');
-      } else if (this.admits()) {
+      const limit = this.limits.maxInFlight;
+      const refusal: PressureSignal | undefined =
+        limit > 0 && this.inFlight >= limit ? 'inFlight' : this.admits() ? undefined : (this.signal ?? 'eventLoopDelay');
+      if (refusal !== undefined && !isHealthRoute(request.url)) {
+        this.refuse(request, response, refusal);
+        return;
+      }
+      if (limit > 0) {
         this.inFlight += 1;
         // 'close' comes once per response, answered or aborted.
         response.once('close', this.release);
-        handler(request, response);
-      } else {
-        this.refuse(request, response, this.signal ?? 'eventLoopDelay');
       }
+      handler(request, response);
     };
   }
 

@@ -4,32 +4,29 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
-/** Reads `quota period` of the process's own cgroup (v2 `cpu.max`, v1 `cpu.cfs_*`); null when unlimited. */
-export function cgroupCpuQuotaCores(procSelfCgroup = '/proc/self/cgroup', root = '/sys/fs/cgroup'): number | null {
-  let membership: string;
+function readTrimmed(file: string): string | null {
   try {
-    membership = readFileSync(procSelfCgroup, 'utf8');
+    return readFileSync(file, 'utf8').trim();
   } catch {
     return null;
   }
+}
+
+/** Reads `quota period` of the process's own cgroup (v2 `cpu.max`, v1 `cpu.cfs_*`); null when unlimited. */
+export function cgroupCpuQuotaCores(procSelfCgroup = '/proc/self/cgroup', root = '/sys/fs/cgroup'): number | null {
+  const membership = readTrimmed(procSelfCgroup);
+  if (membership === null) return null;
   for (const line of membership.split('\n')) {
     const [, controllers, groupPath] = line.split(':');
     if (controllers === undefined || groupPath === undefined) continue;
-    const read = (file: string): string | null => {
-      try {
-        return readFileSync(file, 'utf8').trim();
-      } catch {
-        return null;
-      }
-    };
     if (controllers === '') {
-      const max = read(`${root}${groupPath}/cpu.max`) ?? read(`${root}/unified${groupPath}/cpu.max`);
+      const max = readTrimmed(`${root}${groupPath}/cpu.max`) ?? readTrimmed(`${root}/unified${groupPath}/cpu.max`);
       const [quota, period] = (max ?? '').split(' ');
       if (quota !== undefined && quota !== 'max' && period !== undefined && Number(quota) > 0) return Number(quota) / Number(period);
     } else if (controllers.split(',').includes('cpu')) {
       const dir = `${root}/${controllers}${groupPath}`;
-      const quota = Number(read(`${dir}/cpu.cfs_quota_us`) ?? -1);
-      const period = Number(read(`${dir}/cpu.cfs_period_us`) ?? 0);
+      const quota = Number(readTrimmed(`${dir}/cpu.cfs_quota_us`) ?? -1);
+      const period = Number(readTrimmed(`${dir}/cpu.cfs_period_us`) ?? 0);
       if (quota > 0 && period > 0) return quota / period;
     }
   }

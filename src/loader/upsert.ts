@@ -183,27 +183,31 @@ interface StagingTable {
 
 const ID = 'CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL';
 
+/** The staged columns of dim_customer, key first. */
+const STAGED_CUSTOMER = ['customer_id', 'customer_unique_id', 'zip_code_prefix', 'city', 'state'] as const;
+/** dim_product's columns besides its key, as staged and as updated. */
+const PRODUCT_ATTRIBUTES = [
+  'category_name',
+  'category_name_english',
+  'name_length',
+  'description_length',
+  'photos_qty',
+  'weight_g',
+  'length_cm',
+  'height_cm',
+  'width_cm',
+] as const;
+
 export const STAGING = {
   customers: {
     name: 'tmp_stage_customer',
-    columns: ['customer_id', 'customer_unique_id', 'zip_code_prefix', 'city', 'state'],
+    columns: STAGED_CUSTOMER,
     definition: `customer_id ${ID}, customer_unique_id ${ID}, zip_code_prefix VARCHAR(10) NOT NULL,
       city VARCHAR(128) NOT NULL, state CHAR(2) NOT NULL, PRIMARY KEY USING BTREE (customer_id)`,
   },
   products: {
     name: 'tmp_stage_product',
-    columns: [
-      'product_id',
-      'category_name',
-      'category_name_english',
-      'name_length',
-      'description_length',
-      'photos_qty',
-      'weight_g',
-      'length_cm',
-      'height_cm',
-      'width_cm',
-    ],
+    columns: ['product_id', ...PRODUCT_ATTRIBUTES],
     definition: `product_id ${ID}, category_name VARCHAR(100) NULL, category_name_english VARCHAR(100) NULL,
       name_length SMALLINT UNSIGNED NULL, description_length INT UNSIGNED NULL, photos_qty SMALLINT UNSIGNED NULL,
       weight_g INT UNSIGNED NULL, length_cm SMALLINT UNSIGNED NULL, height_cm SMALLINT UNSIGNED NULL,
@@ -399,8 +403,6 @@ export async function upsertSellers(db: Queryable, batchId: string, rows: readon
 // (merge it into the star table), then the order_item_wide upkeep, all joining from the staging
 // table, in the chunk's transaction.
 
-const STAGED_CUSTOMER = ['customer_id', 'customer_unique_id', 'zip_code_prefix', 'city', 'state'] as const;
-
 export async function stageCustomers(conn: PoolConnection, method: StagingMethod, rows: readonly CustomerRow[]): Promise<void> {
   await fillStaging(conn, method, STAGING.customers, rows.map((r) => [r.customerId, r.customerUniqueId, r.zipCodePrefix, r.city, r.state]));
 }
@@ -416,18 +418,6 @@ export async function upsertCustomers(db: Queryable, batchId: string): Promise<v
 }
 
 export type ProductWithEnglish = ProductRow & { categoryNameEnglish: string | null };
-
-const PRODUCT_ATTRIBUTES = [
-  'category_name',
-  'category_name_english',
-  'name_length',
-  'description_length',
-  'photos_qty',
-  'weight_g',
-  'length_cm',
-  'height_cm',
-  'width_cm',
-] as const;
 
 export async function stageProducts(conn: PoolConnection, method: StagingMethod, rows: readonly ProductWithEnglish[]): Promise<void> {
   await fillStaging(
@@ -453,8 +443,8 @@ export async function upsertProducts(db: Queryable, batchId: string): Promise<vo
   await upsertFromStaging(
     db,
     batchId,
-    { table: 'dim_product', columns: ['product_id', ...PRODUCT_ATTRIBUTES], updated: PRODUCT_ATTRIBUTES },
-    ['product_id', ...PRODUCT_ATTRIBUTES].map((c) => `s.${c}`).join(', '),
+    { table: 'dim_product', columns: STAGING.products.columns, updated: PRODUCT_ATTRIBUTES },
+    STAGING.products.columns.map((c) => `s.${c}`).join(', '),
     `${STAGING.products.name} s`,
   );
 }

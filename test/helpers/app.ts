@@ -1,4 +1,5 @@
 // Builds the app the way server.ts does, against a test database, with a test key.
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -23,4 +24,11 @@ export async function buildTestApp(databaseUrl: string, env: Record<string, stri
   const app = await buildApp(testConfig(databaseUrl, env), options);
   await app.ready();
   return app;
+}
+
+/** Listens on 127.0.0.1:<random> and returns the base URL: for what app.inject bypasses. */
+export async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address() as AddressInfo;
+  return `http://127.0.0.1:${address.port}`;
 }

@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp } from '../helpers/app.js';
+import { buildTestApp, listen } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { LOCK_ITEM_TABLES, expectUnavailable, sleep, timedFetch, timedInject, waitUntil } from './support.js';
@@ -69,13 +69,6 @@ describe('bounded wait for a connection', () => {
     expect((await timedInject(app, LIST, SELLERS.alpha)).status).toBe(200);
   });
 });
-
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return `http://127.0.0.1:${address.port}`;
-}
 
 async function shedCount(app: FastifyInstance, reason: string): Promise<number> {
   const text = await app.metrics.registry.getSingleMetricAsString('http_requests_shed_total');

@@ -2,18 +2,11 @@
 // crafting (so a test can produce tokens no well-behaved library would), and small HTTP helpers.
 import { createHmac, createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { constants } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 
 export const PROBLEM = 'application/problem+json';
 
-/** Listens on 127.0.0.1:<random> and returns the base URL. */
-export async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address() as AddressInfo;
-  return `http://127.0.0.1:${address.port}`;
-}
+export { listen } from '../helpers/app.js';
 
 export interface HttpResult {
   status: number;

@@ -1,6 +1,7 @@
 // Loader benchmark:
 //   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N]
 //                         [--chunk-size N] [--staging load-data|insert] [--skip-olist] [--skip-synthetic] [--verbose]
+//                         [--buffer-pool 4G]
 // For each server, migrates a fresh database oi_bench_load, loads the real Olist folder (when
 // present: fresh, then reload) and a synthetic dataset (generated once into /tmp and reused,
 // or --dir), and reports items/s, wall time and peak RSS sampled every 100 ms during each load.
@@ -8,14 +9,16 @@
 //
 // Servers: `shared` = BENCH_DATABASE_SERVER_URL (default the shared MariaDB at 127.0.0.1:3306,
 // packaged defaults); `tuned` = a private mariadbd started here with TUNED_SETTINGS on its own
-// port, socket and data directory under /tmp, stopped and removed at the end.
+// port, socket and data directory under /tmp, stopped and removed at the end (`--buffer-pool`
+// overrides its innodb_buffer_pool_size). For the tuned server each result also gives mariadbd's
+// CPU time during the load and the size of the tables afterwards: where the time went.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import mysql from 'mysql2/promise';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { generateDataset } from '../src/generate/generate.js';
 import { FILES } from '../src/loader/contract.js';
 import { loadBatch, type LoadSummary } from '../src/loader/load-batch.js';
@@ -51,6 +54,7 @@ const { values } = parseArgs({
     'skip-olist': { type: 'boolean', default: false },
     'skip-synthetic': { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
+    'buffer-pool': { type: 'string' },
   },
 });
 const targetItems = Number(values.items);
@@ -60,16 +64,40 @@ if (values.staging !== 'load-data' && values.staging !== 'insert') throw new Err
 const staging: StagingMethod = values.staging;
 const log = values.verbose ? (m: string) => console.error(`[loader] ${m}`) : undefined;
 
-interface PrivateServer {
+interface BenchServer {
+  name: string;
   url: string;
-  stop(): Promise<void>;
+  /** mariadbd's pid when it is ours (its CPU time is then read from /proc), else undefined. */
+  pid?: number;
 }
 
-/** A private mariadbd with TUNED_SETTINGS, on its own port and data directory (removed on stop). */
-async function startTunedServer(): Promise<PrivateServer> {
-  const server = await PrivateMariaDb.start({ args: TUNED_SETTINGS });
-  console.error(`tuned server: mariadbd pid ${server.pid}, port ${server.port}, ${TUNED_SETTINGS.join(' ')}`);
-  return { url: server.serverUrl, stop: () => server.stop() };
+const tunedSettings = (): string[] =>
+  values['buffer-pool'] === undefined
+    ? TUNED_SETTINGS
+    : TUNED_SETTINGS.map((s) => (s.startsWith('--innodb-buffer-pool-size=') ? `--innodb-buffer-pool-size=${values['buffer-pool']}` : s));
+
+/** user + system CPU seconds of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/** Data and index size of the tables the items file writes, in MiB, after a load. */
+async function tableSizes(url: string): Promise<Record<string, { dataMiB: number; indexMiB: number }>> {
+  const connection = await mysql.createConnection({ uri: url });
+  try {
+    const [rows] = await connection.query<RowDataPacket[]>(
+      `SELECT table_name AS name, data_length AS data, index_length AS idx FROM information_schema.tables
+        WHERE table_schema = DATABASE() AND table_name IN ('fact_order_item', 'order_item_wide', 'fact_order', 'dim_customer', 'dim_product')
+        ORDER BY table_name`,
+    );
+    const mib = (n: unknown) => Math.round(Number(n) / 2 ** 20);
+    return Object.fromEntries(rows.map((r) => [String(r.name), { dataMiB: mib(r.data), indexMiB: mib(r.idx) }]));
+  } finally {
+    await connection.end();
+  }
 }
 
 async function resetDatabase(serverUrl: string): Promise<string> {
@@ -84,7 +112,9 @@ async function resetDatabase(serverUrl: string): Promise<string> {
   return url;
 }
 
-async function measured(server: string, label: string, run: () => Promise<LoadSummary>): Promise<void> {
+async function measured(server: BenchServer, url: string, label: string, run: () => Promise<LoadSummary>): Promise<void> {
+  const serverCpuBefore = server.pid === undefined ? undefined : await cpuSeconds(server.pid);
+  const ownCpuBefore = process.cpuUsage();
   let peakRss = process.memoryUsage.rss();
   const timer = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
@@ -93,12 +123,14 @@ async function measured(server: string, label: string, run: () => Promise<LoadSu
   const summary = await run();
   const seconds = (performance.now() - started) / 1000;
   clearInterval(timer);
+  const ownCpu = process.cpuUsage(ownCpuBefore);
+  const serverCpu = server.pid === undefined || serverCpuBefore === undefined ? undefined : (await cpuSeconds(server.pid)) - serverCpuBefore;
   const items = summary.files[FILES.items];
   const rows = Object.values(summary.files).reduce((n, f) => n + f.read, 0);
   const rejected = Object.values(summary.files).reduce((n, f) => n + f.rejected, 0);
   console.log(
     JSON.stringify({
-      server,
+      server: server.name,
       label,
       staging,
       items: items.loaded,
@@ -108,6 +140,9 @@ async function measured(server: string, label: string, run: () => Promise<LoadSu
       itemsPerSecond: Math.round(items.loaded / seconds),
       rowsPerSecond: Math.round(rows / seconds),
       peakRssMiB: Math.round(peakRss / 1024 / 1024),
+      loaderCpuSeconds: Number(((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)),
+      serverCpuSeconds: serverCpu === undefined ? null : Number(serverCpu.toFixed(1)),
+      tables: server.pid === undefined ? undefined : await tableSizes(url),
     }),
   );
 }
@@ -129,20 +164,21 @@ async function syntheticDir(): Promise<string> {
   return dir;
 }
 
-async function benchServer(server: string, serverUrl: string): Promise<void> {
+async function benchServer(server: BenchServer): Promise<void> {
+  const serverUrl = server.url;
   const olist = path.resolve(repoRoot, '../shared/data/olist');
   for (let run = 1; run <= repeat; run += 1) {
     if (!values['skip-olist'] && existsSync(olist)) {
       const url = await resetDatabase(serverUrl);
-      await measured(server, `olist (fresh database) run ${run}`, () => loadBatch({ databaseUrl: url, dir: olist, chunkSize, staging, log }));
-      await measured(server, `olist (reload, all upserts) run ${run}`, () =>
+      await measured(server, url, `olist (fresh database) run ${run}`, () => loadBatch({ databaseUrl: url, dir: olist, chunkSize, staging, log }));
+      await measured(server, url, `olist (reload, all upserts) run ${run}`, () =>
         loadBatch({ databaseUrl: url, dir: olist, chunkSize, staging, log }),
       );
     }
     if (!values['skip-synthetic']) {
       const dir = await syntheticDir();
       const url = await resetDatabase(serverUrl);
-      await measured(server, `synthetic ${path.basename(dir)} (fresh database) run ${run}`, () =>
+      await measured(server, url, `synthetic ${path.basename(dir)} (fresh database) run ${run}`, () =>
         loadBatch({ databaseUrl: url, dir, chunkSize, staging, log }),
       );
     }
@@ -151,11 +187,14 @@ async function benchServer(server: string, serverUrl: string): Promise<void> {
 
 async function main(): Promise<void> {
   console.error(`machine: ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, node ${process.version}`);
-  if (values.server === 'shared' || values.server === 'both') await benchServer('shared (packaged defaults)', SHARED_URL);
+  if (values.server === 'shared' || values.server === 'both') await benchServer({ name: 'shared (packaged defaults)', url: SHARED_URL });
   if (values.server === 'tuned' || values.server === 'both') {
-    const tuned = await startTunedServer();
+    const settings = tunedSettings();
+    // A private mariadbd on its own port and data directory, removed on stop.
+    const tuned = await PrivateMariaDb.start({ args: settings });
+    console.error(`tuned server: mariadbd pid ${tuned.pid}, port ${tuned.port}, ${settings.join(' ')}`);
     try {
-      await benchServer('private tuned', tuned.url);
+      await benchServer({ name: 'private tuned', url: tuned.serverUrl, pid: tuned.pid });
     } finally {
       await tuned.stop();
     }

@@ -24,9 +24,10 @@ export const SERVING_TABLES = [
   'etl_batch',
   'etl_batch_stage',
   'order_item_wide',
+  'order_item_daily_summary',
 ] as const;
 export const API_WRITE_TABLES = ['etl_batch', 'etl_batch_stage'] as const;
-export const LOADER_TABLES = [...SERVING_TABLES, 'etl_rejected_row'] as const;
+export const LOADER_TABLES = [...SERVING_TABLES, 'etl_rejected_row', 'order_item_summary_mark'] as const;
 
 export interface DbUsersOptions {
   adminUrl: string;

@@ -30,6 +30,10 @@ import {
   prepareConnection,
   propagateTranslations,
   readTranslations,
+  markSummaryForRecategorizedProducts,
+  markSummaryForStagedItems,
+  holdBatchLock,
+  recomputeDailySummary,
   refreshWideForItems,
   setBatchStatus,
   sqlTimestamp,
@@ -382,11 +386,15 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
   }
 
   const writers = options.writers ?? DEFAULT_WRITERS;
-  const pool: Pool = createPool(options.databaseUrl, { connectionLimit: writers + 1 });
+  // Writers, one connection for bookkeeping, one that holds the batch's liveness lock.
+  const pool: Pool = createPool(options.databaseUrl, { connectionLimit: writers + 2 });
   const batchId = uuidv7(ingestedAt.getTime());
   let batchStarted = false;
+  let liveness: PoolConnection | undefined;
   try {
     const startedAt = sqlTimestamp(new Date());
+    liveness = await pool.getConnection();
+    await holdBatchLock(liveness, batchId);
     await insertBatch(pool, { batchId, source, createdAt: sqlTimestamp(ingestedAt) });
     batchStarted = true;
     await startStage(pool, { batchId, stage: 'landing', startedAt });
@@ -412,9 +420,9 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         await loadFile(
           ctx,
           'translation',
-          async (c, rows) => {
+          async (c, rows, partition) => {
             await upsertTranslations(c, batchId, rows.map((r) => r.row));
-            await propagateTranslations(c, rows.map((r) => r.row.categoryName));
+            await propagateTranslations(c, batchId, partition, rows.map((r) => r.row.categoryName));
           },
           // Tens of rows, but propagating them scans dim_product: one writer, so translation
           // chunks never deadlock each other, and drained before the customers' wide updates.
@@ -442,7 +450,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
 
       stats.set(
         'products',
-        await loadFile(ctx, 'products', async (c, rows: SourcedRow<ProductRow>[]) => {
+        await loadFile(ctx, 'products', async (c, rows: SourcedRow<ProductRow>[], partition) => {
           await stageProducts(
             c,
             staging,
@@ -452,6 +460,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
             })),
           );
           await upsertProducts(c, batchId);
+          await markSummaryForRecategorizedProducts(c, batchId, partition);
           await updateWideProducts(c);
         }),
       );
@@ -469,7 +478,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
               .filter((d) => !seen.has(d))
               .sort();
             await stageOrders(c, staging, rows.map((r) => r.row));
-            await upsertOrders(c, batchId, days);
+            await upsertOrders(c, batchId, partition, days);
             return { committed: () => days.forEach((d) => seen.add(d)) };
           },
           (row) => row.orderId,
@@ -483,7 +492,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         await loadFile(
           ctx,
           'items',
-          async (c, rows: SourcedRow<ItemRow>[]) => {
+          async (c, rows: SourcedRow<ItemRow>[], partition) => {
             await stageItems(c, staging, rows);
             // Items whose order or seller is missing are left out by the upsert's joins. Only when
             // some were (rare) are they looked for, set-based (only those rows come back), taken
@@ -512,6 +521,8 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
                 refused.push({ file: FILES.items, line, reason: reasons.join('; '), raw: joinCsv(item.fields) });
               }
             }
+            // The day totals the items change, recomputed when the batch ends.
+            await markSummaryForStagedItems(c, batchId, partition);
             await refreshWideForItems(c);
             return { refused };
           },
@@ -521,6 +532,13 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       );
       const landingFinishedAt = sqlTimestamp(new Date());
       await ctx.writer.drain();
+      // Every chunk is committed: the day totals the batch touched can be recomputed once.
+      const summaryStarted = performance.now();
+      const [summaryConn] = conns;
+      if (summaryConn !== undefined) {
+        const { batches, pairs } = await recomputeDailySummary(summaryConn, batchId);
+        log(`daily summary: ${pairs} (seller, day) pairs of ${batches} batch(es) recomputed in ${Math.round(performance.now() - summaryStarted)} ms`);
+      }
 
       const files = {} as Record<FileName, FileSummary>;
       let landingIn = 0;
@@ -576,6 +594,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     }
     throw new LoadError(`cannot start the batch: ${message}`, 'failed');
   } finally {
+    liveness?.release();
     // Closing the connections of a server that just died can fail (ECONNRESET); that must not
     // replace the batch's outcome, already decided and recorded above.
     await pool.end().catch((error: unknown) => {

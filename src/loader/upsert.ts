@@ -493,7 +493,7 @@ export async function stageOrders(conn: PoolConnection, method: StagingMethod, r
  * items already stored for these orders (an order whose purchase time changed) and updates their
  * order_item_wide rows. Run it inside the chunk's transaction, after stageOrders.
  */
-export async function upsertOrders(db: Queryable, batchId: string, days: readonly string[]): Promise<void> {
+export async function upsertOrders(db: Queryable, batchId: string, writer: number, days: readonly string[]): Promise<void> {
   await upsertFromStaging(
     db,
     batchId,
@@ -516,6 +516,7 @@ export async function upsertOrders(db: Queryable, batchId: string, days: readonl
   // Join order: the items (wide rows) first, so that an order without stored items (every order
   // of a first load) costs one index probe and no lookup of the order or its customer.
   const staged = STAGING.orders.name;
+  await markSummaryForMovedOrders(db, batchId, writer);
   await db.query(`UPDATE ${staged} s STRAIGHT_JOIN fact_order_item i ON i.order_id = s.order_id
         STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
         SET i.purchased_at = o.purchased_at, i.updated_at = CURRENT_TIMESTAMP(3)
@@ -672,15 +673,189 @@ export async function updateWideProducts(db: Queryable): Promise<void> {
  * English name (their batch_id stays: their own values did not come from this batch), and so do
  * the wide rows of their items.
  */
-export async function propagateTranslations(db: Queryable, categoryNames: readonly string[]): Promise<void> {
+export async function propagateTranslations(
+  db: Queryable,
+  batchId: string,
+  writer: number,
+  categoryNames: readonly string[],
+): Promise<void> {
   if (categoryNames.length === 0) return;
   await db.query(`UPDATE dim_product p JOIN dim_category_translation t ON t.category_name = p.category_name
         SET p.category_name_english = t.category_name_english, p.updated_at = CURRENT_TIMESTAMP(3)
       WHERE t.category_name IN (${inList(categoryNames)}) AND NOT (p.category_name_english <=> t.category_name_english)`);
+  await db.query(`${markPrefix(batchId, writer)}, w.seller_id, DATE(w.purchased_at)
+       FROM order_item_wide w
+       JOIN dim_product p ON p.product_id = w.product_id
+      WHERE p.category_name IN (${inList(categoryNames)}) AND NOT (w.product_category <=> p.category_name_english)`);
   await db.query(`UPDATE order_item_wide w
        JOIN dim_product p ON p.product_id = w.product_id
         SET w.product_category = p.category_name_english, w.updated_at = CURRENT_TIMESTAMP(3)
       WHERE p.category_name IN (${inList(categoryNames)}) AND NOT (w.product_category <=> p.category_name_english)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// order_item_daily_summary: per (seller, UTC purchase day, category) totals, what the summary
+// endpoint reads. Recomputing a seller-day in every chunk would re-read a large seller's day once
+// per chunk (each chunk of a fresh load touches most of its days), so each change only marks the
+// (seller, day) pairs it affects, old and new position, in the chunk's transaction; the batch
+// recomputes its marked pairs once, from order_item_wide, when all its chunks are committed.
+// Marks carry the writer's partition: each writer inserts into its own key range, as for the
+// star tables, so concurrent chunks never wait on each other's marks.
+
+
+function markPrefix(batchId: string, writer: number): string {
+  return `INSERT IGNORE INTO order_item_summary_mark (batch_id, writer, seller_id, purchase_date)
+     SELECT DISTINCT ${sqlLiteral(batchId)}, ${Number(writer)}`;
+}
+
+/**
+ * Before refreshWideForItems (and after upsertItems): the old and the new (seller, day) of every
+ * staged item that is new or whose summed values (seller, purchase time, product, price, freight)
+ * differ from its wide row. An item loaded again unchanged marks nothing, so a reload costs no
+ * recompute.
+ */
+export async function markSummaryForStagedItems(db: Queryable, batchId: string, partition: number): Promise<void> {
+  const changed = `FROM ${STAGING.items.name} s
+       STRAIGHT_JOIN fact_order_item i ON i.order_id = s.order_id AND i.order_item_id = s.order_item_id
+       LEFT JOIN order_item_wide w ON w.order_id = i.order_id AND w.order_item_id = i.order_item_id
+      WHERE w.order_id IS NULL OR NOT (w.seller_id = i.seller_id AND w.purchased_at = i.purchased_at
+        AND w.product_id = i.product_id AND w.price = i.price AND w.freight_value = i.freight_value)`;
+  await db.query(`${markPrefix(batchId, partition)}, i.seller_id, DATE(i.purchased_at) ${changed}`);
+  await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(w.purchased_at) ${changed} AND w.order_id IS NOT NULL`);
+}
+
+/**
+ * Before the staged orders' wide rows follow their order: the old and the new day of the items
+ * of an order whose purchase day changed. Run after the order upsert (fact_order holds the values
+ * that won), before the wide update.
+ */
+async function markSummaryForMovedOrders(db: Queryable, batchId: string, partition: number): Promise<void> {
+  const moved = `FROM ${STAGING.orders.name} s
+       STRAIGHT_JOIN order_item_wide w ON w.order_id = s.order_id
+       STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
+      WHERE DATE(w.purchased_at) <> DATE(o.purchased_at)`;
+  await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(w.purchased_at) ${moved}`);
+  await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(o.purchased_at) ${moved}`);
+}
+
+/** Before updateWideProducts: the days of the items whose product changed category. */
+export async function markSummaryForRecategorizedProducts(db: Queryable, batchId: string, partition: number): Promise<void> {
+  await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(w.purchased_at)
+       FROM ${STAGING.products.name} s
+       STRAIGHT_JOIN dim_product p ON p.product_id = s.product_id
+       STRAIGHT_JOIN order_item_wide w ON w.product_id = s.product_id
+      WHERE NOT (w.product_category <=> p.category_name_english)`);
+}
+
+// A batch whose loader died (killed, machine lost) stays 'running' in etl_batch. Its marks must
+// not wait forever: each loader holds a named lock for its batch on a connection of its own for as
+// long as it runs, which the server releases when that connection goes, whatever killed it.
+const batchLockName = (batchId: string): string => `order-items-batch:${batchId}`;
+
+export async function holdBatchLock(conn: PoolConnection, batchId: string): Promise<void> {
+  const [rows] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS held', [batchLockName(batchId)]);
+  if (Number(rows[0]?.held) !== 1) throw new Error(`batch ${batchId}: its liveness lock is held elsewhere`);
+}
+
+/** How many pairs a recompute transaction takes at once. */
+const SUMMARY_SLICE = 2_000;
+
+export interface SummaryRecompute {
+  batches: number;
+  pairs: number;
+}
+
+/**
+ * Recomputes the daily totals of every (seller, day) marked by this batch, and by batches that
+ * ended or whose loader died (a failed or killed batch leaves its marks; the next one to finish
+ * takes them over), from
+ * order_item_wide, then removes those marks. Run it once every chunk of the batch is committed.
+ * Each slice of pairs is one transaction (delete the pair's rows, insert its fresh totals), so a
+ * reader sees a day either before or after, never half of it. Concurrent recomputes of the same
+ * pair are harmless: each rewrites it from the committed wide rows.
+ */
+export async function recomputeDailySummary(conn: PoolConnection, batchId: string): Promise<SummaryRecompute> {
+  const [batchRows] = await conn.query<RowDataPacket[]>(
+    `SELECT m.batch_id FROM (SELECT DISTINCT batch_id FROM order_item_summary_mark) m
+       LEFT JOIN etl_batch b ON b.batch_id = m.batch_id
+      WHERE m.batch_id = ? OR b.status IS NULL OR b.status <> 'running'
+         OR IS_USED_LOCK(CONCAT('order-items-batch:', m.batch_id)) IS NULL`,
+    [batchId],
+  );
+  const batches = batchRows.map((r) => String(r.batch_id));
+  if (batches.length === 0) return { batches: 0, pairs: 0 };
+  await conn.query(`CREATE TEMPORARY TABLE IF NOT EXISTS tmp_summary_pair (seller_id ${ID}, purchase_date DATE NOT NULL,
+      PRIMARY KEY (seller_id, purchase_date)) ENGINE=InnoDB`);
+  await conn.query('DELETE FROM tmp_summary_pair');
+  await conn.query(
+    `INSERT IGNORE INTO tmp_summary_pair (seller_id, purchase_date)
+     SELECT seller_id, purchase_date FROM order_item_summary_mark WHERE batch_id IN (${inList(batches)})`,
+  );
+  let pairs = 0;
+  let after: { sellerId: string; day: string } | undefined;
+  for (;;) {
+    const params: string[] = [];
+    let range = '';
+    if (after !== undefined) {
+      range = 'WHERE (p.seller_id > ? OR (p.seller_id = ? AND p.purchase_date > ?))';
+      params.push(after.sellerId, after.sellerId, after.day);
+    }
+    const [slice] = await conn.query<RowDataPacket[]>(
+      `SELECT p.seller_id, DATE_FORMAT(p.purchase_date, '%Y-%m-%d') AS day FROM tmp_summary_pair p ${range}
+        ORDER BY p.seller_id, p.purchase_date LIMIT ${SUMMARY_SLICE}`,
+      params,
+    );
+    const last = slice.at(-1);
+    if (last === undefined) break;
+    const upTo = { sellerId: String(last.seller_id), day: String(last.day) };
+    const sliceRange = `${range === '' ? 'WHERE' : `${range} AND`} (p.seller_id < ? OR (p.seller_id = ? AND p.purchase_date <= ?))`;
+    const sliceParams = [...params, upTo.sellerId, upTo.sellerId, upTo.day];
+    await withRetriedTransaction(conn, async () => {
+      await conn.query(
+        `DELETE d FROM tmp_summary_pair p
+           STRAIGHT_JOIN order_item_daily_summary d ON d.seller_id = p.seller_id AND d.purchase_date = p.purchase_date
+          ${sliceRange}`,
+        sliceParams,
+      );
+      // Each seller of the slice is read once, in its clustered (seller, purchase time) order, and
+      // only its marked days are kept: a join on the day range instead would be a `ref` on the
+      // seller alone, i.e. the seller's whole history read again for every marked day.
+      await conn.query(
+        `INSERT INTO order_item_daily_summary (seller_id, purchase_date, category_key, item_count, revenue, freight)
+         SELECT w.seller_id, DATE(w.purchased_at), COALESCE(w.product_category, ''), COUNT(*), SUM(w.price), SUM(w.freight_value)
+           FROM (SELECT DISTINCT p.seller_id FROM tmp_summary_pair p ${sliceRange}) r
+           STRAIGHT_JOIN order_item_wide w ON w.seller_id = r.seller_id
+           STRAIGHT_JOIN tmp_summary_pair p ON p.seller_id = w.seller_id AND p.purchase_date = DATE(w.purchased_at)
+          ${sliceRange}
+          GROUP BY w.seller_id, DATE(w.purchased_at), COALESCE(w.product_category, '')`,
+        [...sliceParams, ...sliceParams],
+      );
+    });
+    pairs += slice.length;
+    after = upTo;
+  }
+  for (const batch of batches) {
+    let removed = 0;
+    do {
+      const [result] = await conn.query<ResultSetHeader>('DELETE FROM order_item_summary_mark WHERE batch_id = ? LIMIT 50000', [batch]);
+      removed = result.affectedRows;
+    } while (removed > 0);
+  }
+  await conn.query('DELETE FROM tmp_summary_pair');
+  return { batches: batches.length, pairs };
+}
+
+const RETRYABLE_ERRNOS = new Set([1213 /* deadlock */, 1205 /* lock wait timeout */]);
+
+async function withRetriedTransaction(conn: PoolConnection, work: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await withTransaction(conn, work);
+      return;
+    } catch (error) {
+      if (attempt >= 8 || !RETRYABLE_ERRNOS.has(errnoOf(error) ?? 0)) throw error;
+    }
+  }
 }
 
 /** Rows of a table whose last writer is the batch: the distinct rows it wrote. */

@@ -226,27 +226,67 @@ describe('GET /v1/order-items/summary', () => {
     return `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`;
   }
 
-  it.each(['day', 'month', 'category'] as const)('when grouped by %s, then counts and exact sums match the seller’s items', async (groupBy) => {
-    const own = items.filter((item) => item.sellerId === SELLERS.gamma);
+  /** What the endpoint must answer for these items: buckets ordered by key, null category last. */
+  function expectedBuckets(own: FixtureItem[], groupBy: 'day' | 'month' | 'category') {
     const bucketOf = (item: FixtureItem): string | null =>
       groupBy === 'day' ? item.purchasedAt.slice(0, 10) : groupBy === 'month' ? item.purchasedAt.slice(0, 7) : item.category;
     const keys = [...new Set(own.map(bucketOf))].sort((a, b) => (a === null ? 1 : b === null ? -1 : a.localeCompare(b)));
+    return keys.map((bucket) => {
+      const inBucket = own.filter((item) => bucketOf(item) === bucket);
+      return {
+        key: bucket,
+        itemCount: inBucket.length,
+        revenue: sum(inBucket.map((item) => item.price)),
+        freight: sum(inBucket.map((item) => item.freightValue)),
+      };
+    });
+  }
+
+  it.each(['day', 'month', 'category'] as const)('when grouped by %s, then counts and exact sums match the seller’s items', async (groupBy) => {
+    const own = items.filter((item) => item.sellerId === SELLERS.gamma);
     const response = await request(app.server)
       .get(`/v1/order-items/summary?groupBy=${groupBy}`)
       .set(bearer(mintToken({ sellerId: SELLERS.gamma })))
       .expect(200);
-    expect(response.body.buckets).toEqual(
-      keys.map((bucket) => {
-        const inBucket = own.filter((item) => bucketOf(item) === bucket);
-        return {
-          key: bucket,
-          itemCount: inBucket.length,
-          revenue: sum(inBucket.map((item) => item.price)),
-          freight: sum(inBucket.map((item) => item.freightValue)),
-        };
-      }),
-    );
+    expect(response.body.buckets).toEqual(expectedBuckets(own, groupBy));
   });
+
+  // Whole days come from the daily totals, the partial days at either end from the items: bounds
+  // taken from the items' own purchase times fall mid-day and sit exactly on an item (from is
+  // inclusive, to exclusive).
+  it.each(['day', 'month', 'category'] as const)(
+    'when from and to fall inside days, then the partial days count exactly the purchases in range (%s)',
+    async (groupBy) => {
+      const own = items.filter((item) => item.sellerId === SELLERS.gamma);
+      const times = [...new Set(own.map((item) => item.purchasedAt))].sort();
+      expect(times.length).toBeGreaterThan(6);
+      const at = (index: number): string => times[Math.min(index, times.length - 1)] as string;
+      const iso = (sqlTime: string): string => `${sqlTime.replace(' ', 'T')}Z`;
+      const sameDay = times.find((t, i) => i > 0 && times[i - 1]?.slice(0, 10) === t.slice(0, 10));
+      const ranges: { from?: string; to?: string }[] = [
+        { from: at(1), to: at(times.length - 2) },
+        { from: at(2) },
+        { to: at(times.length - 3) },
+        { from: `${at(1).slice(0, 10)} 00:00:00`, to: at(4) },
+        { from: at(3), to: `${at(times.length - 1).slice(0, 10)} 00:00:00` },
+        // Two purchases of the same day: a range inside that day only.
+        ...(sameDay === undefined ? [] : [{ from: `${sameDay.slice(0, 10)} 00:00:01`, to: sameDay }]),
+      ];
+      for (const range of ranges) {
+        const query = new URLSearchParams({ groupBy });
+        if (range.from !== undefined) query.set('from', iso(range.from));
+        if (range.to !== undefined) query.set('to', iso(range.to));
+        const inRange = own.filter(
+          (item) => (range.from === undefined || item.purchasedAt >= range.from) && (range.to === undefined || item.purchasedAt < range.to),
+        );
+        const response = await request(app.server)
+          .get(`/v1/order-items/summary?${query.toString()}`)
+          .set(bearer(mintToken({ sellerId: SELLERS.gamma })))
+          .expect(200);
+        expect(response.body.buckets, JSON.stringify(range)).toEqual(expectedBuckets(inRange, groupBy));
+      }
+    },
+  );
 
   it('when a range is given, then only purchases inside it count', async () => {
     const response = await request(app.server)

@@ -117,11 +117,15 @@ export async function seedMarketplace(pool: Pool, orderCount = 40, ingestedAt = 
 
 // The wide read model is filled the way the migration fills it from existing star rows; the loader
 // keeps it in step afterwards, but fixtures write the star tables directly.
+// The same goes for the daily summary the summary endpoint reads, derived from the wide table.
 const WIDE_BACKFILL = readFileSync(join(import.meta.dirname, '../../drizzle/0002_backfill_order_item_wide.sql'), 'utf8');
+const SUMMARY_BACKFILL = readFileSync(join(import.meta.dirname, '../../drizzle/0004_backfill_order_item_daily_summary.sql'), 'utf8');
 
 export async function refreshWideReadModel(pool: Pool): Promise<void> {
   await pool.query('DELETE FROM order_item_wide');
   await pool.query(WIDE_BACKFILL);
+  await pool.query('DELETE FROM order_item_daily_summary');
+  await pool.query(SUMMARY_BACKFILL);
 }
 
 /** The seller's items in the API's order: newest purchase first, then order id and item desc. */

@@ -1,6 +1,6 @@
 // order_item_wide (the One Big Table read model) must equal, after any sequence of loads, exactly
 // what the backfill migration's SELECT derives from the star tables: same rows, same values, same
-// batch_id. Generated folders and hand-made change folders are loaded in sequence and the two
+// batch_id; and order_item_daily_summary the totals of the wide rows per seller, day and category. Generated folders and hand-made change folders are loaded in sequence and the two
 // row sets compared in full after each load.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -53,11 +53,32 @@ async function wideAndExpected(): Promise<{ wide: unknown[][]; expected: unknown
   return { wide: wide as unknown[][], expected: expected as unknown[][] };
 }
 
+/**
+ * order_item_daily_summary against the aggregate of every wide row (the backfill migration's
+ * SELECT), and no mark left behind: each batch recomputed what it touched.
+ */
+async function expectDailySummaryInSync(): Promise<void> {
+  const [summary] = await db.pool.query({
+    sql: `SELECT seller_id, DATE_FORMAT(purchase_date, '%Y-%m-%d'), category_key, item_count, revenue, freight
+            FROM order_item_daily_summary ORDER BY 1, 2, 3`,
+    rowsAsArray: true,
+  });
+  const [expected] = await db.pool.query({
+    sql: `SELECT seller_id, DATE_FORMAT(DATE(purchased_at), '%Y-%m-%d'), COALESCE(product_category, ''), COUNT(*), SUM(price), SUM(freight_value)
+            FROM order_item_wide GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+    rowsAsArray: true,
+  });
+  expect((summary as unknown[][]).map((row) => row.map(String))).toEqual((expected as unknown[][]).map((row) => row.map(String)));
+  const [marks] = await rows('SELECT COUNT(*) AS n FROM order_item_summary_mark');
+  expect(Number(marks?.n)).toBe(0);
+}
+
 async function expectWideInSync(): Promise<number> {
   const { wide, expected } = await wideAndExpected();
   expect(wide).toEqual(expected);
   const [count] = await rows('SELECT COUNT(*) AS n FROM fact_order_item');
   expect(wide).toHaveLength(Number(count?.n));
+  await expectDailySummaryInSync();
   return wide.length;
 }
 

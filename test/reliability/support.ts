@@ -42,7 +42,7 @@ export function expectUnavailable(response: Timed): void {
  * Holds every table an order-item read can come from (the star tables or the order_item_wide
  * read model, whichever the server is configured to read), so the next read waits on the lock.
  */
-export const LOCK_ITEM_TABLES = 'LOCK TABLES fact_order_item WRITE, order_item_wide WRITE';
+export const LOCK_ITEM_TABLES = 'LOCK TABLES fact_order_item WRITE, order_item_wide WRITE, order_item_daily_summary WRITE';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

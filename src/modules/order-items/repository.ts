@@ -6,6 +6,7 @@ import { sellerIdOf, type TenantScope } from '../../auth/tenant-scope.js';
 import type { Database, SqlValue } from '../../db/database.js';
 import type { OrderStatus } from '../../db/schema.js';
 import { sqlTimestampToIso } from '../../http/timestamps.js';
+import { splitAtWholeDays } from './day-range.js';
 import type { ReadModel } from './read-models.js';
 import type { OrderItem } from './schemas.js';
 
@@ -140,22 +141,55 @@ export class OrderItemRepository {
     return rows[0] ?? null;
   }
 
+  /**
+   * Whole UTC days of the range come from order_item_daily_summary (a few rows per day); a
+   * partial first or last day is aggregated from the items themselves. Both parts are grouped by
+   * the same key and added up, so the buckets are what an aggregate over every item would give.
+   */
   async summarize(scope: TenantScope, groupBy: SummaryGroup, range: { from?: string; to?: string }): Promise<SummaryRow[]> {
-    const key =
+    const itemKey =
       groupBy === 'day'
         ? `DATE_FORMAT(i.purchased_at, '%Y-%m-%d')`
         : groupBy === 'month'
           ? `DATE_FORMAT(i.purchased_at, '%Y-%m')`
           : this.model.categoryColumn;
-    const params: SqlValue[] = [sellerIdOf(scope)];
-    const where = `i.seller_id = ?${purchaseRange(range, params)}`;
+    const dayKey =
+      groupBy === 'day'
+        ? `DATE_FORMAT(d.purchase_date, '%Y-%m-%d')`
+        : groupBy === 'month'
+          ? `DATE_FORMAT(d.purchase_date, '%Y-%m')`
+          : `NULLIF(d.category_key, '')`;
+    const sellerId = sellerIdOf(scope);
+    const { days, partial } = splitAtWholeDays(range);
+    const params: SqlValue[] = [];
+    const parts: string[] = [];
+    if (days !== null) {
+      let where = 'd.seller_id = ?';
+      params.push(sellerId);
+      if (days.from !== undefined) {
+        where += ' AND d.purchase_date >= ?';
+        params.push(days.from);
+      }
+      if (days.to !== undefined) {
+        where += ' AND d.purchase_date < ?';
+        params.push(days.to);
+      }
+      parts.push(`SELECT ${dayKey} AS bucket, d.item_count, d.revenue, d.freight FROM order_item_daily_summary d WHERE ${where}`);
+    }
+    for (const edge of partial) {
+      params.push(sellerId, edge.from, edge.to);
+      parts.push(`SELECT ${itemKey} AS bucket, COUNT(*) AS item_count, SUM(i.price) AS revenue, SUM(i.freight_value) AS freight
+    FROM ${this.model.summaryFrom(groupBy)}
+   WHERE i.seller_id = ? AND i.purchased_at >= ? AND i.purchased_at < ?
+   GROUP BY bucket`);
+    }
+    if (parts.length === 0) return [];
     return this.db.select<SummaryRow>(
       'summarizeOrderItems',
-      `SELECT ${key} AS bucket, COUNT(*) AS item_count, SUM(i.price) AS revenue, SUM(i.freight_value) AS freight
-  FROM ${this.model.summaryFrom(groupBy)}
- WHERE ${where}
- GROUP BY bucket
- ORDER BY ${groupBy === 'category' ? 'bucket IS NULL, bucket' : 'bucket'}`,
+      `SELECT t.bucket, SUM(t.item_count) AS item_count, SUM(t.revenue) AS revenue, SUM(t.freight) AS freight
+  FROM (${parts.join(' UNION ALL ')}) t
+ GROUP BY t.bucket
+ ORDER BY ${groupBy === 'category' ? 't.bucket IS NULL, t.bucket' : 't.bucket'}`,
       params,
     );
   }

@@ -150,10 +150,9 @@ export const factOrderItem = mysqlTable(
   },
   (t) => [
     primaryKey({ name: 'pk_fact_order_item', columns: [t.orderId, t.orderItemId] }),
-    // Keyset listing: seller, newest purchase first, ties broken by the primary key.
+    // Keyset listing: seller, newest purchase first, ties broken by the primary key. Also the
+    // range of a summary's partial first or last day (whole days come from the daily totals).
     index('ix_item_seller_purchased').on(t.sellerId, t.purchasedAt, t.orderId, t.orderItemId),
-    // Aggregates by day/month/category read only this index (covering).
-    index('ix_item_seller_summary').on(t.sellerId, t.purchasedAt, t.productId, t.price, t.freightValue),
     index('ix_item_product').on(t.productId),
   ],
 );

@@ -1,0 +1,1 @@
+DROP INDEX `ix_item_seller_summary` ON `fact_order_item`;

@@ -33,6 +33,8 @@ import {
   markSummaryForRecategorizedProducts,
   markSummaryForStagedItems,
   holdBatchLock,
+  isRetryable,
+  MAX_ATTEMPTS,
   recomputeDailySummary,
   refreshWideForItems,
   setBatchStatus,
@@ -221,13 +223,6 @@ export function partitionOf(key: string, partitions: number): number {
   let hash = 0;
   for (let i = 0; i < key.length; i += 1) hash = (hash * 31 + key.charCodeAt(i)) | 0;
   return (hash >>> 0) % partitions;
-}
-
-const RETRYABLE_ERRNOS = new Set([1213 /* deadlock */, 1205 /* lock wait timeout */]);
-const MAX_ATTEMPTS = 8;
-
-function isRetryable(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'errno' in error && RETRYABLE_ERRNOS.has(Number(error.errno));
 }
 
 interface FileStats {
@@ -534,11 +529,8 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       await ctx.writer.drain();
       // Every chunk is committed: the day totals the batch touched can be recomputed once.
       const summaryStarted = performance.now();
-      const [summaryConn] = conns;
-      if (summaryConn !== undefined) {
-        const { batches, pairs } = await recomputeDailySummary(summaryConn, batchId);
-        log(`daily summary: ${pairs} (seller, day) pairs of ${batches} batch(es) recomputed in ${Math.round(performance.now() - summaryStarted)} ms`);
-      }
+      const { batches, pairs } = await recomputeDailySummary(conns, batchId);
+      log(`daily summary: ${pairs} (seller, day) pairs of ${batches} batch(es) recomputed in ${Math.round(performance.now() - summaryStarted)} ms`);
 
       const files = {} as Record<FileName, FileSummary>;
       let landingIn = 0;

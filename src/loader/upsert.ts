@@ -168,6 +168,12 @@ export function inList(values: readonly string[]): string {
 // and parse in the server. Where the server refuses LOAD DATA LOCAL (local_infile off), the same
 // table is filled with a multi-row INSERT and everything else stays the same.
 //
+// The multi-table UPDATEs also name their indexes (FORCE INDEX): an UPDATE reads the joined
+// tables with locks, and when the statistics are stale (tables loaded since, a server restarted
+// after a crash) the optimizer took a full scan of a tiny-looking table with a join buffer. It then
+// locked every row of it, other writers' rows included, and the writers deadlocked chunk after
+// chunk (the rerun after "database lost mid-load" in test/reliability/loader-faults.test.ts).
+//
 // Joining from a table rather than an `IN (…)` list matters: MariaDB turns lists of 1,000+ values
 // into a subquery or a range the optimizer may answer with a full scan of the target, which made
 // every chunk cost as much as the whole table (BENCHMARKS.md, "## Loader").
@@ -517,15 +523,15 @@ export async function upsertOrders(db: Queryable, batchId: string, writer: numbe
   // of a first load) costs one index probe and no lookup of the order or its customer.
   const staged = STAGING.orders.name;
   await markSummaryForMovedOrders(db, batchId, writer);
-  await db.query(`UPDATE ${staged} s STRAIGHT_JOIN fact_order_item i ON i.order_id = s.order_id
-        STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
+  await db.query(`UPDATE ${staged} s STRAIGHT_JOIN fact_order_item i FORCE INDEX (PRIMARY) ON i.order_id = s.order_id
+        STRAIGHT_JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = s.order_id
         SET i.purchased_at = o.purchased_at, i.updated_at = CURRENT_TIMESTAMP(3)
       WHERE i.purchased_at <> o.purchased_at`);
   // The wide rows of items stored before follow the order (status, timestamps, purchase time
   // (part of the wide primary key), customer).
-  await db.query(`UPDATE ${staged} s STRAIGHT_JOIN order_item_wide w ON w.order_id = s.order_id
-       STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
-       LEFT JOIN dim_customer c ON c.customer_id = o.customer_id
+  await db.query(`UPDATE ${staged} s STRAIGHT_JOIN order_item_wide w FORCE INDEX (ux_wide_order_item) ON w.order_id = s.order_id
+       STRAIGHT_JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = s.order_id
+       LEFT JOIN dim_customer c FORCE INDEX (PRIMARY) ON c.customer_id = o.customer_id
         SET w.purchased_at = o.purchased_at, w.order_status = o.order_status, w.approved_at = o.approved_at,
             w.delivered_carrier_at = o.delivered_carrier_at, w.delivered_customer_at = o.delivered_customer_at,
             w.estimated_delivery_at = o.estimated_delivery_at, w.customer_state = c.state,
@@ -653,17 +659,17 @@ export async function refreshWideForItems(db: Queryable): Promise<void> {
 
 /** After a customers chunk: customer_state of the items of the staged customers' orders. */
 export async function updateWideCustomers(db: Queryable): Promise<void> {
-  await db.query(`UPDATE ${STAGING.customers.name} s STRAIGHT_JOIN dim_customer c ON c.customer_id = s.customer_id
-       STRAIGHT_JOIN fact_order o ON o.customer_id = s.customer_id
-       STRAIGHT_JOIN order_item_wide w ON w.order_id = o.order_id
+  await db.query(`UPDATE ${STAGING.customers.name} s STRAIGHT_JOIN dim_customer c FORCE INDEX (PRIMARY) ON c.customer_id = s.customer_id
+       STRAIGHT_JOIN fact_order o FORCE INDEX (ix_order_customer) ON o.customer_id = s.customer_id
+       STRAIGHT_JOIN order_item_wide w FORCE INDEX (ux_wide_order_item) ON w.order_id = o.order_id
         SET w.customer_state = c.state, w.updated_at = CURRENT_TIMESTAMP(3)
       WHERE NOT (w.customer_state <=> c.state)`);
 }
 
 /** After a products chunk: product_category of the items of the staged products. */
 export async function updateWideProducts(db: Queryable): Promise<void> {
-  await db.query(`UPDATE ${STAGING.products.name} s STRAIGHT_JOIN dim_product p ON p.product_id = s.product_id
-       STRAIGHT_JOIN order_item_wide w ON w.product_id = s.product_id
+  await db.query(`UPDATE ${STAGING.products.name} s STRAIGHT_JOIN dim_product p FORCE INDEX (PRIMARY) ON p.product_id = s.product_id
+       STRAIGHT_JOIN order_item_wide w FORCE INDEX (ix_wide_product) ON w.product_id = s.product_id
         SET w.product_category = p.category_name_english, w.updated_at = CURRENT_TIMESTAMP(3)
       WHERE NOT (w.product_category <=> p.category_name_english)`);
 }
@@ -701,7 +707,6 @@ export async function propagateTranslations(
 // recomputes its marked pairs once, from order_item_wide, when all its chunks are committed.
 // Marks carry the writer's partition: each writer inserts into its own key range, as for the
 // star tables, so concurrent chunks never wait on each other's marks.
-
 
 function markPrefix(batchId: string, writer: number): string {
   return `INSERT IGNORE INTO order_item_summary_mark (batch_id, writer, seller_id, purchase_date)
@@ -768,14 +773,17 @@ export interface SummaryRecompute {
 /**
  * Recomputes the daily totals of every (seller, day) marked by this batch, and by batches that
  * ended or whose loader died (a failed or killed batch leaves its marks; the next one to finish
- * takes them over), from
- * order_item_wide, then removes those marks. Run it once every chunk of the batch is committed.
- * Each slice of pairs is one transaction (delete the pair's rows, insert its fresh totals), so a
- * reader sees a day either before or after, never half of it. Concurrent recomputes of the same
- * pair are harmless: each rewrites it from the committed wide rows.
+ * takes them over), from order_item_wide, then removes those marks. Run it once every chunk of the
+ * batch is committed. The connections split the sellers into key ranges (as the writers do), so
+ * they recompute in parallel without touching each other's rows. Each slice of pairs is one
+ * transaction (delete the pairs' rows, insert their fresh totals), so a reader sees a day either
+ * before or after, never half of it. Concurrent recomputes of the same pair (two batches ending
+ * together) are harmless: each rewrites it from the committed wide rows.
  */
-export async function recomputeDailySummary(conn: PoolConnection, batchId: string): Promise<SummaryRecompute> {
-  const [batchRows] = await conn.query<RowDataPacket[]>(
+export async function recomputeDailySummary(conns: readonly PoolConnection[], batchId: string): Promise<SummaryRecompute> {
+  const [first] = conns;
+  if (first === undefined) throw new Error('recomputeDailySummary: no connection');
+  const [batchRows] = await first.query<RowDataPacket[]>(
     `SELECT m.batch_id FROM (SELECT DISTINCT batch_id FROM order_item_summary_mark) m
        LEFT JOIN etl_batch b ON b.batch_id = m.batch_id
       WHERE m.batch_id = ? OR b.status IS NULL OR b.status <> 'running'
@@ -784,12 +792,47 @@ export async function recomputeDailySummary(conn: PoolConnection, batchId: strin
   );
   const batches = batchRows.map((r) => String(r.batch_id));
   if (batches.length === 0) return { batches: 0, pairs: 0 };
+  const counts = await Promise.all(conns.map((conn, index) => recomputeSellerRange(conn, batches, sellerRange(index, conns.length))));
+  for (const batch of batches) {
+    let removed = 0;
+    do {
+      const [result] = await first.query<ResultSetHeader>('DELETE FROM order_item_summary_mark WHERE batch_id = ? LIMIT 50000', [batch]);
+      removed = result.affectedRows;
+    } while (removed > 0);
+  }
+  return { batches: batches.length, pairs: counts.reduce((a, b) => a + b, 0) };
+}
+
+/** The seller ids of range `index` of `count`, by their first two hex digits (like partitionOf). */
+function sellerRange(index: number, count: number): { from?: string; to?: string } {
+  const bound = (k: number): string | undefined => (k <= 0 || k >= count ? undefined : Math.floor((256 * k) / count).toString(16).padStart(2, '0'));
+  const from = bound(index);
+  const to = bound(index + 1);
+  return { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) };
+}
+
+async function recomputeSellerRange(
+  conn: PoolConnection,
+  batches: readonly string[],
+  sellers: { from?: string; to?: string },
+): Promise<number> {
   await conn.query(`CREATE TEMPORARY TABLE IF NOT EXISTS tmp_summary_pair (seller_id ${ID}, purchase_date DATE NOT NULL,
       PRIMARY KEY (seller_id, purchase_date)) ENGINE=InnoDB`);
   await conn.query('DELETE FROM tmp_summary_pair');
+  const bounds: string[] = [];
+  let sellerFilter = '';
+  if (sellers.from !== undefined) {
+    sellerFilter += ' AND seller_id >= ?';
+    bounds.push(sellers.from);
+  }
+  if (sellers.to !== undefined) {
+    sellerFilter += ' AND seller_id < ?';
+    bounds.push(sellers.to);
+  }
   await conn.query(
     `INSERT IGNORE INTO tmp_summary_pair (seller_id, purchase_date)
-     SELECT seller_id, purchase_date FROM order_item_summary_mark WHERE batch_id IN (${inList(batches)})`,
+     SELECT seller_id, purchase_date FROM order_item_summary_mark WHERE batch_id IN (${inList(batches)})${sellerFilter}`,
+    bounds,
   );
   let pairs = 0;
   let after: { sellerId: string; day: string } | undefined;
@@ -813,7 +856,7 @@ export async function recomputeDailySummary(conn: PoolConnection, batchId: strin
     await withRetriedTransaction(conn, async () => {
       await conn.query(
         `DELETE d FROM tmp_summary_pair p
-           STRAIGHT_JOIN order_item_daily_summary d ON d.seller_id = p.seller_id AND d.purchase_date = p.purchase_date
+           STRAIGHT_JOIN order_item_daily_summary d FORCE INDEX (PRIMARY) ON d.seller_id = p.seller_id AND d.purchase_date = p.purchase_date
           ${sliceRange}`,
         sliceParams,
       );
@@ -834,18 +877,18 @@ export async function recomputeDailySummary(conn: PoolConnection, batchId: strin
     pairs += slice.length;
     after = upTo;
   }
-  for (const batch of batches) {
-    let removed = 0;
-    do {
-      const [result] = await conn.query<ResultSetHeader>('DELETE FROM order_item_summary_mark WHERE batch_id = ? LIMIT 50000', [batch]);
-      removed = result.affectedRows;
-    } while (removed > 0);
-  }
   await conn.query('DELETE FROM tmp_summary_pair');
-  return { batches: batches.length, pairs };
+  return pairs;
 }
 
 const RETRYABLE_ERRNOS = new Set([1213 /* deadlock */, 1205 /* lock wait timeout */]);
+/** Attempts of a transaction that lost a lock conflict, before the error is given up to the caller. */
+export const MAX_ATTEMPTS = 8;
+
+/** A lock conflict (deadlock, lock wait timeout): the transaction was rolled back and may be run again. */
+export function isRetryable(error: unknown): boolean {
+  return RETRYABLE_ERRNOS.has(errnoOf(error) ?? 0);
+}
 
 async function withRetriedTransaction(conn: PoolConnection, work: () => Promise<void>): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
@@ -853,7 +896,7 @@ async function withRetriedTransaction(conn: PoolConnection, work: () => Promise<
       await withTransaction(conn, work);
       return;
     } catch (error) {
-      if (attempt >= 8 || !RETRYABLE_ERRNOS.has(errnoOf(error) ?? 0)) throw error;
+      if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
     }
   }
 }

@@ -262,6 +262,7 @@ export async function prepareConnection(conn: PoolConnection, preferred: Staging
   for (const table of Object.values(STAGING)) {
     await conn.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${table.name} (${table.definition}) ENGINE=MEMORY DEFAULT CHARSET=utf8mb4`);
   }
+  await conn.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${SUMMARY_MOVES} (${SUMMARY_MOVES_DEFINITION}) ENGINE=MEMORY`);
   if (preferred === 'insert') return 'insert';
   try {
     await loadData(conn, STAGING.items, Buffer.alloc(0));
@@ -713,6 +714,26 @@ function markPrefix(batchId: string, writer: number): string {
      SELECT DISTINCT ${sqlLiteral(batchId)}, ${Number(writer)}`;
 }
 
+/** Per connection: the (seller, day) moves a chunk's statement found, old and new position. */
+const SUMMARY_MOVES = 'tmp_summary_move';
+const SUMMARY_MOVES_DEFINITION = `new_seller_id ${ID}, new_day DATE NOT NULL,
+  old_seller_id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL, old_day DATE NULL`;
+
+/**
+ * Marks the old and the new (seller, day) of the rows `select` returns (columns: new seller, new
+ * day, old seller or NULL, old day or NULL). The join runs once, into the connection's moves
+ * table; most reloads find nothing and write no mark.
+ */
+async function markMoves(db: Queryable, batchId: string, writer: number, select: string): Promise<void> {
+  await db.query(`DELETE FROM ${SUMMARY_MOVES}`);
+  const [found] = await db.query<ResultSetHeader>(
+    `INSERT INTO ${SUMMARY_MOVES} (new_seller_id, new_day, old_seller_id, old_day) ${select}`,
+  );
+  if (found.affectedRows === 0) return;
+  await db.query(`${markPrefix(batchId, writer)}, new_seller_id, new_day FROM ${SUMMARY_MOVES}`);
+  await db.query(`${markPrefix(batchId, writer)}, old_seller_id, old_day FROM ${SUMMARY_MOVES} WHERE old_seller_id IS NOT NULL`);
+}
+
 /**
  * Before refreshWideForItems (and after upsertItems): the old and the new (seller, day) of every
  * staged item that is new or whose summed values (seller, purchase time, product, price, freight)
@@ -720,13 +741,17 @@ function markPrefix(batchId: string, writer: number): string {
  * recompute.
  */
 export async function markSummaryForStagedItems(db: Queryable, batchId: string, partition: number): Promise<void> {
-  const changed = `FROM ${STAGING.items.name} s
-       STRAIGHT_JOIN fact_order_item i ON i.order_id = s.order_id AND i.order_item_id = s.order_item_id
-       LEFT JOIN order_item_wide w ON w.order_id = i.order_id AND w.order_item_id = i.order_item_id
+  await markMoves(
+    db,
+    batchId,
+    partition,
+    `SELECT i.seller_id, DATE(i.purchased_at), w.seller_id, DATE(w.purchased_at)
+       FROM ${STAGING.items.name} s
+       STRAIGHT_JOIN fact_order_item i FORCE INDEX (PRIMARY) ON i.order_id = s.order_id AND i.order_item_id = s.order_item_id
+       LEFT JOIN order_item_wide w FORCE INDEX (ux_wide_order_item) ON w.order_id = i.order_id AND w.order_item_id = i.order_item_id
       WHERE w.order_id IS NULL OR NOT (w.seller_id = i.seller_id AND w.purchased_at = i.purchased_at
-        AND w.product_id = i.product_id AND w.price = i.price AND w.freight_value = i.freight_value)`;
-  await db.query(`${markPrefix(batchId, partition)}, i.seller_id, DATE(i.purchased_at) ${changed}`);
-  await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(w.purchased_at) ${changed} AND w.order_id IS NOT NULL`);
+        AND w.product_id = i.product_id AND w.price = i.price AND w.freight_value = i.freight_value)`,
+  );
 }
 
 /**
@@ -734,13 +759,17 @@ export async function markSummaryForStagedItems(db: Queryable, batchId: string, 
  * of an order whose purchase day changed. Run after the order upsert (fact_order holds the values
  * that won), before the wide update.
  */
-async function markSummaryForMovedOrders(db: Queryable, batchId: string, partition: number): Promise<void> {
-  const moved = `FROM ${STAGING.orders.name} s
-       STRAIGHT_JOIN order_item_wide w ON w.order_id = s.order_id
-       STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
-      WHERE DATE(w.purchased_at) <> DATE(o.purchased_at)`;
-  await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(w.purchased_at) ${moved}`);
-  await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(o.purchased_at) ${moved}`);
+async function markSummaryForMovedOrders(db: Queryable, batchId: string, writer: number): Promise<void> {
+  await markMoves(
+    db,
+    batchId,
+    writer,
+    `SELECT w.seller_id, DATE(o.purchased_at), w.seller_id, DATE(w.purchased_at)
+       FROM ${STAGING.orders.name} s
+       STRAIGHT_JOIN order_item_wide w FORCE INDEX (ux_wide_order_item) ON w.order_id = s.order_id
+       STRAIGHT_JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = s.order_id
+      WHERE DATE(w.purchased_at) <> DATE(o.purchased_at)`,
+  );
 }
 
 /** Before updateWideProducts: the days of the items whose product changed category. */

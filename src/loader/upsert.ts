@@ -4,6 +4,7 @@
 import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { halfOpenRange } from '../db/range-predicate.js';
 import type { PipelineStage, RunStatus } from '../db/schema.js';
 import {
   dateParts,
@@ -204,6 +205,18 @@ const PRODUCT_ATTRIBUTES = [
   'width_cm',
 ] as const;
 
+/** fact_order's columns besides its key, as staged and as updated. */
+const ORDER_ATTRIBUTES = [
+  'customer_id',
+  'order_status',
+  'purchased_at',
+  'purchase_date',
+  'approved_at',
+  'delivered_carrier_at',
+  'delivered_customer_at',
+  'estimated_delivery_at',
+] as const;
+
 export const STAGING = {
   customers: {
     name: 'tmp_stage_customer',
@@ -221,17 +234,7 @@ export const STAGING = {
   },
   orders: {
     name: 'tmp_stage_order',
-    columns: [
-      'order_id',
-      'customer_id',
-      'order_status',
-      'purchased_at',
-      'purchase_date',
-      'approved_at',
-      'delivered_carrier_at',
-      'delivered_customer_at',
-      'estimated_delivery_at',
-    ],
+    columns: ['order_id', ...ORDER_ATTRIBUTES],
     definition: `order_id ${ID}, customer_id ${ID}, order_status VARCHAR(16) NOT NULL, purchased_at DATETIME NOT NULL,
       purchase_date DATE NOT NULL, approved_at DATETIME NULL, delivered_carrier_at DATETIME NULL,
       delivered_customer_at DATETIME NULL, estimated_delivery_at DATETIME NOT NULL, PRIMARY KEY USING BTREE (order_id)`,
@@ -464,17 +467,6 @@ export async function readTranslations(db: Queryable): Promise<Map<string, strin
   return new Map(rows.map((r) => [String(r.category_name), String(r.category_name_english)]));
 }
 
-const ORDER_ATTRIBUTES = [
-  'customer_id',
-  'order_status',
-  'purchased_at',
-  'purchase_date',
-  'approved_at',
-  'delivered_carrier_at',
-  'delivered_customer_at',
-  'estimated_delivery_at',
-] as const;
-
 export async function stageOrders(conn: PoolConnection, method: StagingMethod, rows: readonly OrderRow[]): Promise<void> {
   await fillStaging(
     conn,
@@ -504,8 +496,8 @@ export async function upsertOrders(db: Queryable, batchId: string, writer: numbe
   await upsertFromStaging(
     db,
     batchId,
-    { table: 'fact_order', columns: ['order_id', ...ORDER_ATTRIBUTES], updated: ORDER_ATTRIBUTES },
-    ['order_id', ...ORDER_ATTRIBUTES].map((c) => `s.${c}`).join(', '),
+    { table: 'fact_order', columns: STAGING.orders.columns, updated: ORDER_ATTRIBUTES },
+    STAGING.orders.columns.map((c) => `s.${c}`).join(', '),
     `${STAGING.orders.name} s`,
   );
   await upsert(
@@ -849,15 +841,7 @@ async function recomputeSellerRange(
       PRIMARY KEY (seller_id, purchase_date)) ENGINE=InnoDB`);
   await conn.query('DELETE FROM tmp_summary_pair');
   const bounds: string[] = [];
-  let sellerFilter = '';
-  if (sellers.from !== undefined) {
-    sellerFilter += ' AND seller_id >= ?';
-    bounds.push(sellers.from);
-  }
-  if (sellers.to !== undefined) {
-    sellerFilter += ' AND seller_id < ?';
-    bounds.push(sellers.to);
-  }
+  const sellerFilter = halfOpenRange('seller_id', sellers, bounds);
   await conn.query(
     `INSERT IGNORE INTO tmp_summary_pair (seller_id, purchase_date)
      SELECT seller_id, purchase_date FROM order_item_summary_mark WHERE batch_id IN (${inList(batches)})${sellerFilter}`,

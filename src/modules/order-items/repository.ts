@@ -4,6 +4,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { sellerIdOf, type TenantScope } from '../../auth/tenant-scope.js';
 import type { Database, SqlValue } from '../../db/database.js';
+import { halfOpenRange } from '../../db/range-predicate.js';
 import type { OrderStatus } from '../../db/schema.js';
 import { sqlTimestampToIso } from '../../http/timestamps.js';
 import { splitAtWholeDays } from './day-range.js';
@@ -67,20 +68,6 @@ export function toOrderItem(row: OrderItemRow): OrderItem {
   };
 }
 
-/** `from` inclusive, `to` exclusive, on the purchase time; pushes the bound values. */
-function purchaseRange(range: { from?: string; to?: string }, params: SqlValue[]): string {
-  let sql = '';
-  if (range.from !== undefined) {
-    sql += ' AND i.purchased_at >= ?';
-    params.push(range.from);
-  }
-  if (range.to !== undefined) {
-    sql += ' AND i.purchased_at < ?';
-    params.push(range.to);
-  }
-  return sql;
-}
-
 export class OrderItemRepository {
   constructor(
     private readonly db: Database,
@@ -95,7 +82,7 @@ export class OrderItemRepository {
   async list(scope: TenantScope, filter: OrderItemFilter, after: KeysetPosition | null, limit: number): Promise<OrderItemRow[]> {
     const { model } = this;
     const params: SqlValue[] = [sellerIdOf(scope)];
-    let predicates = purchaseRange(filter, params);
+    let predicates = halfOpenRange('i.purchased_at', filter, params);
     if (filter.status !== undefined) {
       predicates += ` AND ${model.statusColumn} = ?`;
       params.push(filter.status);
@@ -164,16 +151,8 @@ export class OrderItemRepository {
     const params: SqlValue[] = [];
     const parts: string[] = [];
     if (days !== null) {
-      let where = 'd.seller_id = ?';
       params.push(sellerId);
-      if (days.from !== undefined) {
-        where += ' AND d.purchase_date >= ?';
-        params.push(days.from);
-      }
-      if (days.to !== undefined) {
-        where += ' AND d.purchase_date < ?';
-        params.push(days.to);
-      }
+      const where = `d.seller_id = ?${halfOpenRange('d.purchase_date', days, params)}`;
       parts.push(`SELECT ${dayKey} AS bucket, d.item_count, d.revenue, d.freight FROM order_item_daily_summary d WHERE ${where}`);
     }
     for (const edge of partial) {

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin';
 import buildGetJwks from 'get-jwks';
 import type { Config, JwtKeyConfig } from '../config.js';
 import { TenantScope, isSellerId } from '../auth/tenant-scope.js';
+import { VerifiedTokenCache } from '../auth/verified-token-cache.js';
 import { HttpProblem } from '../http/problem.js';
 import type { Access, Scope } from '../http/route.js';
 
@@ -15,13 +16,22 @@ const issueTenantScope = TenantScope.claimIssuer();
 export const MAX_TOKEN_BYTES = 8192;
 /** After a JWKS refetch that did not know a kid, other unknown kids are refused this long. */
 export const JWKS_MISS_COOLDOWN_MS = 10_000;
+/** A verified token is reused at most this long, so that a JWKS key rotation takes effect. */
+export const VERIFIED_TOKEN_MAX_AGE_MS = 60_000;
+const VERIFIED_TOKEN_CACHE_ENTRIES = 2_000;
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 // Headers that would make a verifier fetch or trust a key named by the token itself.
 const KEY_INJECTION_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
 
 export interface Principal {
-  subject: string | undefined;
-  scopes: ReadonlySet<string>;
+  readonly subject: string | undefined;
+  readonly scopes: ReadonlySet<string>;
+}
+
+/** What a verified token yields: its claims and the principal they describe. */
+interface VerifiedClaims {
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly principal: Principal;
 }
 
 declare module 'fastify' {
@@ -152,34 +162,46 @@ function describeJwtError(error: unknown): string {
   return 'token is invalid';
 }
 
-async function authenticate(request: FastifyRequest): Promise<Record<string, unknown>> {
+function verifiedClaims(claims: Record<string, unknown>): VerifiedClaims {
+  const subject = typeof claims.sub === 'string' ? claims.sub : undefined;
+  return { claims, principal: { subject, scopes: scopesOf(claims) } };
+}
+
+async function authenticate(request: FastifyRequest, verified: VerifiedTokenCache<VerifiedClaims>): Promise<VerifiedClaims> {
   const header = request.headers.authorization;
   if (header === undefined) throw new AuthError('missing bearer token');
   if (header.length > MAX_TOKEN_BYTES + 7) throw new AuthError('token too large');
   const match = BEARER.exec(header);
   if (match === null) throw new AuthError('malformed Authorization header: expected "Bearer <jwt>"');
   const token = match[1] as string;
+  // The same text verified before, still inside its time window: its header, signature and
+  // claims are the ones checked below.
+  const known = verified.get(token, Date.now());
+  if (known !== undefined) return known;
   const jwtHeader = decodeHeader(token);
   // RFC 7515 §4.1.11: a critical header we do not understand makes the token invalid.
   if ('crit' in jwtHeader) throw new AuthError('token has critical headers this service does not understand');
   for (const name of KEY_INJECTION_HEADERS) {
     if (name in jwtHeader) throw new AuthError(`token header "${name}" is not accepted`);
   }
+  let claims: Record<string, unknown>;
   try {
-    return await request.jwtVerify<Record<string, unknown>>();
+    claims = await request.jwtVerify<Record<string, unknown>>();
   } catch (error) {
     if (error instanceof AuthError) throw error;
     throw new AuthError(describeJwtError(error));
   }
+  const result = verifiedClaims(claims);
+  verified.set(token, claims, result, Date.now());
+  return result;
 }
 
-function authorize(request: FastifyRequest, claims: Record<string, unknown>, access: Exclude<Access, { kind: 'public' }>, tenantClaim: string): void {
-  const scopes = scopesOf(claims);
-  const subject = typeof claims.sub === 'string' ? claims.sub : undefined;
-  request.principal = { subject, scopes };
+function authorize(request: FastifyRequest, verified: VerifiedClaims, access: Exclude<Access, { kind: 'public' }>, tenantClaim: string): void {
+  const { claims, principal } = verified;
+  request.principal = principal;
   // The scope first: a valid token without the route's scope (a service token on a data route,
   // a seller token on a pipeline route) is a 403, whatever its other claims say.
-  if (!scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
+  if (!principal.scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
   if (access.kind === 'tenant') {
     const sellerId = claims[tenantClaim];
     // Validated as a string before any query: a numeric claim compared with a VARCHAR column
@@ -192,6 +214,11 @@ function authorize(request: FastifyRequest, claims: Record<string, unknown>, acc
 async function authPlugin(app: FastifyInstance, options: { config: Config; benchmarkSellerId?: string | undefined }): Promise<void> {
   const { jwt } = options.config;
   const { benchmarkSellerId } = options;
+  const verified = new VerifiedTokenCache<VerifiedClaims>({
+    maxEntries: VERIFIED_TOKEN_CACHE_ENTRIES,
+    maxAgeMs: VERIFIED_TOKEN_MAX_AGE_MS,
+    clockToleranceMs: jwt.clockToleranceSeconds * 1000,
+  });
   await app.register(fastifyJwt, {
     secret: jwtSecret(jwt.key),
     verify: {
@@ -224,13 +251,13 @@ async function authPlugin(app: FastifyInstance, options: { config: Config; bench
     route.onRequest = [
       benchmarkSellerId === undefined
         ? async (request: FastifyRequest) => {
-            const claims = await authenticate(request);
-            authorize(request, claims, access, jwt.tenantClaim);
+            authorize(request, await authenticate(request, verified), access, jwt.tenantClaim);
           }
         : // Benchmark baseline only (BuildOptions.benchmarkWithoutAuthAndMetricsAsSeller, never
           // set by server.ts or the environment): no token is read; the route's scope is granted.
           async (request: FastifyRequest) => {
-            authorize(request, { sub: 'benchmark', scope: access.scope, [jwt.tenantClaim]: benchmarkSellerId }, access, jwt.tenantClaim);
+            const claims = { sub: 'benchmark', scope: access.scope, [jwt.tenantClaim]: benchmarkSellerId };
+            authorize(request, verifiedClaims(claims), access, jwt.tenantClaim);
           },
       ...existing,
     ];

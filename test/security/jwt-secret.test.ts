@@ -146,6 +146,43 @@ describe('HS256 mode: clock tolerance is seconds, passed to fast-jwt as millisec
   });
 });
 
+describe('HS256 mode: a token served before is checked again at every request', () => {
+  // The app keeps verified tokens to skip re-verifying them; these prove that what it keeps is
+  // the exact token text, within the token's own time window.
+  let toleranceFreeBase: string;
+  let toleranceFreeApp: FastifyInstance;
+  beforeAll(async () => {
+    toleranceFreeApp = await buildTestApp(db.url, { JWT_CLOCK_TOLERANCE_SECONDS: '0' });
+    toleranceFreeBase = await listen(toleranceFreeApp);
+  });
+  afterAll(async () => {
+    await toleranceFreeApp?.close();
+  });
+
+  it('is refused once it expires, though it was served a moment before', async () => {
+    const expiresAt = nowSeconds() + 2;
+    const token = craft(HS, { ...sellerClaims(SELLERS.alpha), exp: expiresAt }, good);
+    expect((await get(token, ITEMS, () => toleranceFreeBase)).status).toBe(200);
+    expect((await get(token, ITEMS, () => toleranceFreeBase)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, expiresAt * 1000 + 100 - Date.now()));
+    const expired = await get(token, ITEMS, () => toleranceFreeBase);
+    expectUnauthorized(expired);
+    expect((expired.json as { detail: string }).detail).toBe('token expired');
+  });
+
+  it('a served token with one signature byte flipped, or another tenant claim, is refused', async () => {
+    const token = craft(HS, sellerClaims(SELLERS.alpha), good);
+    expect((await get(token)).status).toBe(200);
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const bytes = Buffer.from(s, 'base64url');
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0x01;
+    expectUnauthorized(await get(`${h}.${p}.${bytes.toString('base64url')}`));
+    const otherClaims = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString('utf8')), tenant_id: SELLERS.beta })).toString('base64url');
+    expectUnauthorized(await get(`${h}.${otherClaims}.${s}`));
+    expect((await get(token)).status).toBe(200);
+  });
+});
+
 describe('HS256 mode: issuer and audience, when configured, are required', () => {
   const strict = (): string => strictBase;
   const ok = (extra: Record<string, unknown> = {}): Record<string, unknown> =>

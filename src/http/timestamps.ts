@@ -8,6 +8,11 @@ export function sqlTimestampToIso(value: string | null): string | null {
   return `${value.replace(' ', 'T')}Z`;
 }
 
+/** 'YYYY-MM-DDTHH:MM:SSZ' back to the 'YYYY-MM-DD HH:MM:SS' a statement binds. */
+export function isoSecondToSql(value: string): string {
+  return `${value.slice(0, 10)} ${value.slice(11, 19)}`;
+}
+
 /**
  * For DATETIME(3) columns: the binary protocol drops a zero fraction ('10:00:00' for
  * '10:00:00.000'), so the value is normalised to exactly three decimals.

@@ -21,12 +21,21 @@ export interface ReadModel {
   summaryFrom(groupBy: 'day' | 'month' | 'category'): string;
 }
 
+/**
+ * A DATETIME as the API writes it (ISO 8601, UTC, `Z`), formatted by the server: decoding a
+ * binary DATETIME into a string and rewriting it in JavaScript cost ~10% of the API's CPU on a
+ * page of items. The `_iso` aliases keep these apart from the columns the statements filter and
+ * sort on.
+ */
+export const isoSecond = (column: string): string => `DATE_FORMAT(${column}, '%Y-%m-%dT%H:%i:%sZ')`;
+
 const STAR: ReadModel = {
   name: 'star',
   itemColumns: `i.order_id, i.order_item_id, i.product_id, p.category_name_english AS category,
-       i.seller_id, i.price, i.freight_value, i.shipping_limit_at, o.order_status, i.purchased_at,
-       c.state AS customer_state, i.batch_id`,
-  orderColumns: 'o.approved_at, o.delivered_carrier_at, o.delivered_customer_at, o.estimated_delivery_at',
+       i.seller_id, i.price, i.freight_value, ${isoSecond('i.shipping_limit_at')} AS shipping_limit_iso, o.order_status,
+       ${isoSecond('i.purchased_at')} AS purchased_iso, c.state AS customer_state, i.batch_id`,
+  orderColumns: `${isoSecond('o.approved_at')} AS approved_iso, ${isoSecond('o.delivered_carrier_at')} AS delivered_carrier_iso,
+       ${isoSecond('o.delivered_customer_at')} AS delivered_customer_iso, ${isoSecond('o.estimated_delivery_at')} AS estimated_delivery_iso`,
   from: (hint) => `fact_order_item i${hint}
   JOIN fact_order o ON o.order_id = i.order_id
   LEFT JOIN dim_product p ON p.product_id = i.product_id
@@ -41,9 +50,10 @@ const STAR: ReadModel = {
 const WIDE: ReadModel = {
   name: 'wide',
   itemColumns: `i.order_id, i.order_item_id, i.product_id, i.product_category AS category,
-       i.seller_id, i.price, i.freight_value, i.shipping_limit_at, i.order_status, i.purchased_at,
-       i.customer_state, i.batch_id`,
-  orderColumns: 'i.approved_at, i.delivered_carrier_at, i.delivered_customer_at, i.estimated_delivery_at',
+       i.seller_id, i.price, i.freight_value, ${isoSecond('i.shipping_limit_at')} AS shipping_limit_iso, i.order_status,
+       ${isoSecond('i.purchased_at')} AS purchased_iso, i.customer_state, i.batch_id`,
+  orderColumns: `${isoSecond('i.approved_at')} AS approved_iso, ${isoSecond('i.delivered_carrier_at')} AS delivered_carrier_iso,
+       ${isoSecond('i.delivered_customer_at')} AS delivered_customer_iso, ${isoSecond('i.estimated_delivery_at')} AS estimated_delivery_iso`,
   from: (hint) => `order_item_wide i${hint}`,
   // The clustered key is (seller_id, purchased_at, order_id, order_item_id): a page is one
   // contiguous read of full rows.

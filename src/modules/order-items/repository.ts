@@ -6,7 +6,6 @@ import { sellerIdOf, type TenantScope } from '../../auth/tenant-scope.js';
 import type { Database, SqlValue } from '../../db/database.js';
 import { halfOpenRange } from '../../db/range-predicate.js';
 import type { OrderStatus } from '../../db/schema.js';
-import { sqlTimestampToIso } from '../../http/timestamps.js';
 import { splitAtWholeDays } from './day-range.js';
 import type { ReadModel } from './read-models.js';
 import type { OrderItem } from './schemas.js';
@@ -35,9 +34,9 @@ export interface OrderItemRow extends RowDataPacket {
   seller_id: string;
   price: string;
   freight_value: string;
-  shipping_limit_at: string;
+  shipping_limit_iso: string;
   order_status: OrderStatus;
-  purchased_at: string;
+  purchased_iso: string;
   customer_state: string | null;
   batch_id: string;
 }
@@ -60,9 +59,9 @@ export function toOrderItem(row: OrderItemRow): OrderItem {
     sellerId: row.seller_id,
     price: row.price,
     freightValue: row.freight_value,
-    shippingLimitAt: sqlTimestampToIso(row.shipping_limit_at),
+    shippingLimitAt: row.shipping_limit_iso,
     orderStatus: row.order_status,
-    purchasedAt: sqlTimestampToIso(row.purchased_at),
+    purchasedAt: row.purchased_iso,
     customerState: row.customer_state,
     batchId: row.batch_id,
   };

@@ -4,7 +4,7 @@ import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, notFound } from '../../http/problem.js';
 import { PROBLEM_RESPONSES } from '../../http/responses.js';
 import { defineRoute } from '../../http/route.js';
-import { parseIsoInstant, toSqlTimestamp } from '../../http/timestamps.js';
+import { isoSecondToSql, parseIsoInstant, toSqlTimestamp } from '../../http/timestamps.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
 import { toOrderItem, type KeysetPosition, type OrderItemFilter } from './repository.js';
 import { ListOrderItemsQuery, OrderItem, OrderItemPage, OrderItemParams, Summary, SummaryQuery } from './schemas.js';
@@ -99,7 +99,7 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
         items: page.map(toOrderItem),
         nextCursor:
           rows.length > limit && last !== undefined
-            ? cursors.encode(scope.sellerId, filterKey, [last.purchased_at, last.order_id, last.order_item_id])
+            ? cursors.encode(scope.sellerId, filterKey, [isoSecondToSql(last.purchased_iso), last.order_id, last.order_item_id])
             : null,
         freshness,
       };

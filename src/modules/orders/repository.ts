@@ -6,10 +6,10 @@ import type { OrderItemRow } from '../order-items/repository.js';
 import type { ReadModel } from '../order-items/read-models.js';
 
 export interface OrderWithItemRow extends OrderItemRow {
-  approved_at: string | null;
-  delivered_carrier_at: string | null;
-  delivered_customer_at: string | null;
-  estimated_delivery_at: string | null;
+  approved_iso: string | null;
+  delivered_carrier_iso: string | null;
+  delivered_customer_iso: string | null;
+  estimated_delivery_iso: string | null;
 }
 
 export class OrderRepository {

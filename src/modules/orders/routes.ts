@@ -3,7 +3,6 @@ import { requireTenant } from '../../plugins/auth.js';
 import { notFound } from '../../http/problem.js';
 import { PROBLEM_RESPONSES } from '../../http/responses.js';
 import { defineRoute } from '../../http/route.js';
-import { sqlTimestampToIso } from '../../http/timestamps.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
 import { toOrderItem } from '../order-items/repository.js';
 import { Order, OrderParams } from './schemas.js';
@@ -31,11 +30,11 @@ export default async function orderRoutes(app: FastifyInstance): Promise<void> {
       return {
         orderId: first.order_id,
         status: first.order_status,
-        purchasedAt: sqlTimestampToIso(first.purchased_at),
-        approvedAt: sqlTimestampToIso(first.approved_at),
-        deliveredCarrierAt: sqlTimestampToIso(first.delivered_carrier_at),
-        deliveredCustomerAt: sqlTimestampToIso(first.delivered_customer_at),
-        estimatedDeliveryAt: sqlTimestampToIso(first.estimated_delivery_at),
+        purchasedAt: first.purchased_iso,
+        approvedAt: first.approved_iso,
+        deliveredCarrierAt: first.delivered_carrier_iso,
+        deliveredCustomerAt: first.delivered_customer_iso,
+        estimatedDeliveryAt: first.estimated_delivery_iso,
         customerState: first.customer_state,
         items: rows.map(toOrderItem),
       };

@@ -1,5 +1,5 @@
 // Loader benchmark:
-//   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N]
+//   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N] [--digest]
 //                         [--chunk-size N] [--staging load-data|insert] [--skip-olist] [--skip-synthetic] [--verbose]
 //                         [--buffer-pool 4G]
 // For each server, migrates a fresh database oi_bench_load, loads the real Olist folder (when
@@ -55,6 +55,9 @@ const { values } = parseArgs({
     'skip-synthetic': { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
     'buffer-pool': { type: 'string' },
+    // Tuned server only: performance_schema on, and after each load the statements that took the
+    // server's time, by digest (performance_schema costs a few percent: not for headline numbers).
+    digest: { type: 'boolean', default: false },
   },
 });
 const targetItems = Number(values.items);
@@ -71,10 +74,45 @@ interface BenchServer {
   pid?: number;
 }
 
-const tunedSettings = (): string[] =>
-  values['buffer-pool'] === undefined
+const tunedSettings = (): string[] => [
+  ...(values['buffer-pool'] === undefined
     ? TUNED_SETTINGS
-    : TUNED_SETTINGS.map((s) => (s.startsWith('--innodb-buffer-pool-size=') ? `--innodb-buffer-pool-size=${values['buffer-pool']}` : s));
+    : TUNED_SETTINGS.map((s) => (s.startsWith('--innodb-buffer-pool-size=') ? `--innodb-buffer-pool-size=${values['buffer-pool']}` : s))),
+  ...(values.digest ? ['--performance-schema=ON', '--performance-schema-digests-size=2000', '--max-digest-length=4096', '--performance-schema-max-digest-length=4096'] : []),
+];
+
+/** Clears the statement digests of a performance_schema server. */
+async function resetDigests(url: string): Promise<void> {
+  const connection = await mysql.createConnection({ uri: url });
+  try {
+    await connection.query('TRUNCATE TABLE performance_schema.events_statements_summary_by_digest');
+  } finally {
+    await connection.end();
+  }
+}
+
+/** The statements that took the server's time since resetDigests, heaviest first. */
+async function printDigests(url: string): Promise<void> {
+  const connection = await mysql.createConnection({ uri: url });
+  try {
+    const [rows] = await connection.query<RowDataPacket[]>(
+      `SELECT COUNT_STAR AS calls, SUM_TIMER_WAIT / 1e12 AS seconds, SUM_ROWS_AFFECTED AS affected,
+              SUM_ROWS_EXAMINED AS examined, SUM_ROWS_SENT AS sent, DIGEST_TEXT AS text
+         FROM performance_schema.events_statements_summary_by_digest
+        ORDER BY SUM_TIMER_WAIT DESC LIMIT 25`,
+    );
+    const total = rows.reduce((n, r) => n + Number(r.seconds), 0);
+    console.error(`statement digests (top 25, ${total.toFixed(1)} s of statement time in all):`);
+    for (const r of rows) {
+      const text = String(r.text).replace(/\s+/g, ' ');
+      console.error(
+        `${Number(r.seconds).toFixed(1).padStart(8)} s ${String(r.calls).padStart(8)} calls ${String(r.affected).padStart(10)} affected ${String(r.examined).padStart(11)} examined  ${text.slice(0, 260)}`,
+      );
+    }
+  } finally {
+    await connection.end();
+  }
+}
 
 /** user + system CPU seconds of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks). */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -113,6 +151,7 @@ async function resetDatabase(serverUrl: string): Promise<string> {
 }
 
 async function measured(server: BenchServer, url: string, label: string, run: () => Promise<LoadSummary>): Promise<void> {
+  if (values.digest && server.pid !== undefined) await resetDigests(url);
   const serverCpuBefore = server.pid === undefined ? undefined : await cpuSeconds(server.pid);
   const ownCpuBefore = process.cpuUsage();
   let peakRss = process.memoryUsage.rss();
@@ -145,6 +184,7 @@ async function measured(server: BenchServer, url: string, label: string, run: ()
       tables: server.pid === undefined ? undefined : await tableSizes(url),
     }),
   );
+  if (values.digest && server.pid !== undefined) await printDigests(url);
 }
 
 async function syntheticDir(): Promise<string> {

@@ -205,16 +205,22 @@ export class Database {
     // The client-side timeout is a last resort for a server that stopped answering: it is
     // longer than the server-side budget so the server normally ends the statement itself.
     return new Promise<[unknown, unknown]>((resolve, reject) => {
-      connection.execute<QueryResult>({ sql: text, timeout: this.options.queryTimeoutMs + 1000 }, params, (error, result, fields) => {
-        if (error === null) {
-          connection.release();
-          resolve([result, fields]);
-          return;
-        }
-        if (!isConnectionError(error) && errorCode(error) !== 'PROTOCOL_SEQUENCE_TIMEOUT') connection.release();
-        else connection.destroy();
+      try {
+        connection.execute<QueryResult>({ sql: text, timeout: this.options.queryTimeoutMs + 1000 }, params, (error, result, fields) => {
+          if (error === null) {
+            connection.release();
+            resolve([result, fields]);
+            return;
+          }
+          if (!isConnectionError(error) && errorCode(error) !== 'PROTOCOL_SEQUENCE_TIMEOUT') connection.release();
+          else connection.destroy();
+          reject(error);
+        });
+      } catch (error) {
+        // mysql2 refuses some bind values (undefined, functions) by throwing before it sends anything.
+        connection.release();
         reject(error);
-      });
+      }
     });
   }
 

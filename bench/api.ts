@@ -1,6 +1,7 @@
 // Read-path benchmark, one command per scenario (or all), references in the same run:
 //   npx tsx bench/api.ts --scenario list-first --dataset olist --read-model star
 //   npx tsx bench/api.ts --all --dataset 5m --read-model star,wide [--connections 10 --duration 5 --repeats 2]
+//     [--load-generator autocannon|wrk]   wrk (C, from Debian's package) leaves more of 2 cores to the server
 // Scenarios: list-first, list-deep, get, order, summary-month, mixed. Targets per scenario, run
 // back to back and interleaved, `--repeats` times: app:<model> (the real server process, auth
 // and metrics on), bare:<model> (same app, auth and metrics off; first read model only unless
@@ -33,6 +34,8 @@ import {
   runHttp,
   scrape,
   startServer,
+  LOAD_GENERATORS,
+  type LoadGenerator,
   type Measurement,
   type ServerProcess,
 } from './harness.js';
@@ -59,6 +62,7 @@ const { values } = parseArgs({
     'no-bare': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     'no-append': { type: 'boolean', default: false },
+    'load-generator': { type: 'string', default: 'autocannon' },
   },
 });
 
@@ -68,6 +72,8 @@ const models = (values['read-model'] ?? '').split(',').map((m) => m.trim()) as R
 for (const m of models) if (!READ_MODELS.includes(m)) throw new Error(`unknown read model ${m}`);
 const scenarios: Scenario[] = values.all ? [...SCENARIOS] : [values.scenario as Scenario];
 for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} (or --all)`);
+const loadGenerator = values['load-generator'] as LoadGenerator;
+if (!LOAD_GENERATORS.includes(loadGenerator)) throw new Error(`--load-generator must be one of ${LOAD_GENERATORS.join(', ')}`);
 const connections = Number(values.connections);
 const duration = Number(values.duration);
 const repeats = Number(values.repeats);
@@ -197,7 +203,7 @@ try {
   // Warm-up: JIT, pools, prepared statements and the buffer pool, unmeasured.
   for (const [name, server] of servers) {
     if (name === 'http') continue;
-    await runHttp({ target: name, scenario: 'warmup', repeat: 0, server, paths: scenarioPaths('mixed'), headers, connections, durationSeconds: 3 });
+    await runHttp({ target: name, scenario: 'warmup', repeat: 0, server, paths: scenarioPaths('mixed'), headers, connections, durationSeconds: 3, loadGenerator });
   }
 
   const targets = [...models.map((m) => `app:${m}`), ...bareModels.map((m) => `bare:${m}`), ...models.map((m) => `db:${m}`), 'http'];
@@ -220,11 +226,11 @@ try {
           m = await runDbCeiling({ target, scenario, repeat, spec, dbPid });
         } else if (target === 'http') {
           const httpPaths = scenario === 'mixed' ? MIX.map((c) => `/const/${c}`) : [`/const/${scenario}`];
-          m = await runHttp({ target, scenario, repeat, server: http, paths: httpPaths, headers, connections, durationSeconds: duration, dbPid });
+          m = await runHttp({ target, scenario, repeat, server: http, paths: httpPaths, headers, connections, durationSeconds: duration, dbPid, loadGenerator });
         } else {
           const server = servers.get(target);
           if (server === undefined) throw new Error(`no server ${target}`);
-          m = await runHttp({ target, scenario, repeat, server, paths: scenarioPaths(scenario), headers, connections, durationSeconds: duration, dbPid });
+          m = await runHttp({ target, scenario, repeat, server, paths: scenarioPaths(scenario), headers, connections, durationSeconds: duration, dbPid, loadGenerator });
         }
         results.push(m);
         console.error(
@@ -279,10 +285,10 @@ function report(input: { results: Measurement[]; scrapes: { server: string; medi
   lines.push(`- Commit: ${commitInfo()}; machine: ${context.machine}`);
   lines.push(`- Database: \`${DATASET_DB[dataset]}\`, ${dbServerDesc}`);
   lines.push(`- Seller: the largest, \`${sellerId}\` (${sellerItems.toLocaleString('en-US')} items); deep page = cursor after ${deepAfter.toLocaleString('en-US')} items; limit 50`);
-  lines.push(`- Load: autocannon on loopback, ${connections} connections, ${duration} s per run, ${repeats} interleaved repeats (order rotated), DB pool ${connections}, mysql2 loop concurrency ${connections}; 3 s unmeasured warm-up per server`);
+  lines.push(`- Load: ${loadGenerator === 'wrk' ? 'wrk (one thread)' : 'autocannon'} on loopback, ${connections} connections, ${duration} s per run, ${repeats} interleaved repeats (order rotated), DB pool ${connections}, mysql2 loop concurrency ${connections}; 3 s unmeasured warm-up per server`);
   lines.push(`- Machine load at start (1/5/15 min): ${context.load}; other processes: ${context.others || 'none seen'}`);
   lines.push('');
-  lines.push('req/s and latencies: median over repeats (min–max); latency in ms (autocannon per-response times, or per-statement for `db:`); RSS/CPU of the target process (CPU 100% = one core); `db cpu` = mariadbd; EL p99 = the server\'s nodejs_eventloop_lag_p99_seconds over the run (max).');
+  lines.push(`req/s and latencies: median over repeats (min–max); latency in ms (${loadGenerator}'s per-response times, or per-statement for \`db:\`); RSS/CPU of the target process (CPU 100% = one core); \`db cpu\` = mariadbd; EL p99 = the server's nodejs_eventloop_lag_p99_seconds over the run (max).`);
   lines.push('');
   lines.push('| scenario | target | req/s | p50 | p95 | p99 | errors | max RSS MB | CPU % | db cpu % | EL p99 ms |');
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|');

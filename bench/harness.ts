@@ -1,8 +1,8 @@
 // Shared machinery of the read benchmarks: build once, start server processes, drive load with
-// autocannon, sample the server's RSS/CPU from /proc, read its event-loop delay from /metrics,
+// autocannon or wrk, sample the server's RSS/CPU from /proc, read its event-loop delay from /metrics,
 // run the mysql2 ceiling in a child process, and append results to BENCHMARKS.md.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -154,34 +154,86 @@ export async function scrape(metricsUrl: string): Promise<{ body: string; ms: nu
   return { body, ms: performance.now() - started, bytes: Buffer.byteLength(body) };
 }
 
-/** One autocannon run against `paths` (rotated), with the server process sampled. */
-export async function runHttp(options: {
-  target: string;
-  scenario: string;
-  repeat: number;
-  server: ServerProcess;
-  paths: readonly string[];
-  headers: Record<string, string>;
-  connections: number;
+export const LOAD_GENERATORS = ['autocannon', 'wrk'] as const;
+export type LoadGenerator = (typeof LOAD_GENERATORS)[number];
+
+interface LoadResult {
+  requests: number;
   durationSeconds: number;
-  dbPid?: number | undefined;
-}): Promise<Measurement> {
-  const { server, paths } = options;
-  // Reset the event-loop delay histogram (prom-client resets it at every collection).
-  if (server.metricsUrl !== undefined) await scrape(server.metricsUrl);
-  const sampler = new ProcSampler(server.pid);
-  const dbSampler = options.dbPid === undefined ? undefined : new ProcSampler(options.dbPid);
+  bytes: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errors: number;
+}
+
+type Load = (url: string, paths: readonly string[], headers: Record<string, string>, connections: number, durationSeconds: number) => Promise<LoadResult>;
+
+const luaString = (text: string): string => JSON.stringify(text);
+
+/**
+ * wrk (C, one thread) as the load generator. On a 2-core machine autocannon's own CPU (a Node
+ * process parsing every response) is taken from the server under test and from MariaDB, which the
+ * database ceiling's loop does not pay. Same closed loop: `connections` requests in flight.
+ */
+const loadWithWrk: Load = async (url, paths, headers, connections, durationSeconds) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'oi-wrk-'));
+  const script = path.join(dir, 'paths.lua');
+  writeFileSync(
+    script,
+    [
+      `local paths = { ${paths.map(luaString).join(', ')} }`,
+      'local n = 0',
+      ...Object.entries(headers).map(([name, value]) => `wrk.headers[${luaString(name)}] = ${luaString(value)}`),
+      'request = function()',
+      '  n = n + 1',
+      '  return wrk.format("GET", paths[((n - 1) % #paths) + 1])',
+      'end',
+      'done = function(summary, latency, requests)',
+      '  local e = summary.errors',
+      '  io.write(string.format("WRK_RESULT %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration, summary.bytes,',
+      '    latency:percentile(50), latency:percentile(95), latency:percentile(99),',
+      '    e.connect + e.read + e.write + e.timeout, e.status))',
+      'end',
+      '',
+    ].join('\n'),
+  );
+  try {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(
+        'wrk',
+        ['-t1', `-c${connections}`, `-d${durationSeconds}s`, '--timeout', '10s', '-s', script, url],
+        { maxBuffer: 1 << 20 },
+        (error, out) => (error === null ? resolve(out) : reject(error)),
+      );
+    });
+    const match = /^WRK_RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(stdout);
+    if (match === null) throw new Error(`wrk printed no result:\n${stdout}`);
+    const [requests = 0, durationUs = 0, bytes = 0, p50Us = 0, p95Us = 0, p99Us = 0, socketErrors = 0, statusErrors = 0] = match.slice(1).map(Number);
+    return {
+      requests,
+      durationSeconds: durationUs / 1e6,
+      bytes,
+      p50: p50Us / 1000,
+      p95: p95Us / 1000,
+      p99: p99Us / 1000,
+      errors: socketErrors + statusErrors,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
+
+const loadWithAutocannon: Load = async (url, paths, headers, connections, durationSeconds) => {
   let next = 0;
   const latencies: number[] = [];
   let bytes = 0;
   let bad = 0;
-  sampler.start();
-  dbSampler?.start();
   const instance = autocannon({
-    url: server.url,
-    connections: options.connections,
-    duration: options.durationSeconds,
-    headers: options.headers,
+    url,
+    connections,
+    duration: durationSeconds,
+    headers,
     requests: [
       {
         method: 'GET',
@@ -195,6 +247,40 @@ export async function runHttp(options: {
     if (statusCode >= 400) bad += 1;
   });
   const result = await instance;
+  latencies.sort((a, b) => a - b);
+  return {
+    requests: latencies.length,
+    durationSeconds: result.duration,
+    bytes,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    errors: result.errors + result.timeouts + bad,
+  };
+};
+
+/** One load run against `paths` (rotated), with the server process sampled. */
+export async function runHttp(options: {
+  target: string;
+  scenario: string;
+  repeat: number;
+  server: ServerProcess;
+  paths: readonly string[];
+  headers: Record<string, string>;
+  connections: number;
+  durationSeconds: number;
+  dbPid?: number | undefined;
+  loadGenerator?: LoadGenerator;
+}): Promise<Measurement> {
+  const { server, paths } = options;
+  // Reset the event-loop delay histogram (prom-client resets it at every collection).
+  if (server.metricsUrl !== undefined) await scrape(server.metricsUrl);
+  const sampler = new ProcSampler(server.pid);
+  const dbSampler = options.dbPid === undefined ? undefined : new ProcSampler(options.dbPid);
+  sampler.start();
+  dbSampler?.start();
+  const load = options.loadGenerator === 'wrk' ? loadWithWrk : loadWithAutocannon;
+  const result = await load(server.url, paths, options.headers, options.connections, options.durationSeconds);
   const usage = sampler.stop();
   const dbUsage = dbSampler?.stop();
   let eventLoopP99Ms: number | undefined;
@@ -202,22 +288,21 @@ export async function runHttp(options: {
     const lag = metricValue((await scrape(server.metricsUrl)).body, 'nodejs_eventloop_lag_p99_seconds');
     eventLoopP99Ms = lag === undefined ? undefined : lag * 1000;
   }
-  latencies.sort((a, b) => a - b);
   return {
     target: options.target,
     scenario: options.scenario,
     repeat: options.repeat,
-    rps: latencies.length / result.duration,
-    p50: percentile(latencies, 50),
-    p95: percentile(latencies, 95),
-    p99: percentile(latencies, 99),
-    errors: result.errors + result.timeouts + bad,
-    requests: latencies.length,
+    rps: result.requests / result.durationSeconds,
+    p50: result.p50,
+    p95: result.p95,
+    p99: result.p99,
+    errors: result.errors,
+    requests: result.requests,
     maxRssMb: usage.maxRssMb,
     cpuPercent: usage.cpuPercent,
     ...(dbUsage === undefined ? {} : { dbCpuPercent: dbUsage.cpuPercent }),
     ...(eventLoopP99Ms === undefined ? {} : { eventLoopP99Ms }),
-    bytesPerResponse: latencies.length === 0 ? 0 : bytes / latencies.length,
+    bytesPerResponse: result.requests === 0 ? 0 : result.bytes / result.requests,
   };
 }
 

@@ -1,13 +1,6 @@
 // MySQL DATETIME values arrive as 'YYYY-MM-DD HH:MM:SS[.fff]' strings in UTC (dateStrings);
 // the API speaks ISO 8601 with a Z.
 
-export function sqlTimestampToIso(value: string): string;
-export function sqlTimestampToIso(value: string | null): string | null;
-export function sqlTimestampToIso(value: string | null): string | null {
-  if (value === null) return null;
-  return `${value.replace(' ', 'T')}Z`;
-}
-
 /** 'YYYY-MM-DDTHH:MM:SSZ' back to the 'YYYY-MM-DD HH:MM:SS' a statement binds. */
 export function isoSecondToSql(value: string): string {
   return `${value.slice(0, 10)} ${value.slice(11, 19)}`;

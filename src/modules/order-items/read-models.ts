@@ -27,7 +27,7 @@ export interface ReadModel {
  * page of items. The `_iso` aliases keep these apart from the columns the statements filter and
  * sort on.
  */
-export const isoSecond = (column: string): string => `DATE_FORMAT(${column}, '%Y-%m-%dT%H:%i:%sZ')`;
+const isoSecond = (column: string): string => `DATE_FORMAT(${column}, '%Y-%m-%dT%H:%i:%sZ')`;
 
 const STAR: ReadModel = {
   name: 'star',

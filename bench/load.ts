@@ -1,5 +1,5 @@
 // Loader benchmark:
-//   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N] [--digest]
+//   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N] [--writers N] [--digest]
 //                         [--chunk-size N] [--staging load-data|insert] [--skip-olist] [--skip-synthetic] [--verbose]
 //                         [--buffer-pool 4G]
 // For each server, migrates a fresh database oi_bench_load, loads the real Olist folder (when
@@ -50,6 +50,7 @@ const { values } = parseArgs({
     server: { type: 'string', default: 'shared' },
     repeat: { type: 'string', default: '1' },
     'chunk-size': { type: 'string' },
+    writers: { type: 'string' },
     staging: { type: 'string', default: 'load-data' },
     'skip-olist': { type: 'boolean', default: false },
     'skip-synthetic': { type: 'boolean', default: false },
@@ -63,6 +64,7 @@ const { values } = parseArgs({
 const targetItems = Number(values.items);
 const repeat = Number(values.repeat);
 const chunkSize = values['chunk-size'] === undefined ? undefined : Number(values['chunk-size']);
+const writers = values.writers === undefined ? undefined : Number(values.writers);
 if (values.staging !== 'load-data' && values.staging !== 'insert') throw new Error('--staging: load-data or insert');
 const staging: StagingMethod = values.staging;
 const log = values.verbose ? (m: string) => console.error(`[loader] ${m}`) : undefined;
@@ -210,16 +212,16 @@ async function benchServer(server: BenchServer): Promise<void> {
   for (let run = 1; run <= repeat; run += 1) {
     if (!values['skip-olist'] && existsSync(olist)) {
       const url = await resetDatabase(serverUrl);
-      await measured(server, url, `olist (fresh database) run ${run}`, () => loadBatch({ databaseUrl: url, dir: olist, chunkSize, staging, log }));
+      await measured(server, url, `olist (fresh database) run ${run}`, () => loadBatch({ databaseUrl: url, dir: olist, chunkSize, writers, staging, log }));
       await measured(server, url, `olist (reload, all upserts) run ${run}`, () =>
-        loadBatch({ databaseUrl: url, dir: olist, chunkSize, staging, log }),
+        loadBatch({ databaseUrl: url, dir: olist, chunkSize, writers, staging, log }),
       );
     }
     if (!values['skip-synthetic']) {
       const dir = await syntheticDir();
       const url = await resetDatabase(serverUrl);
       await measured(server, url, `synthetic ${path.basename(dir)} (fresh database) run ${run}`, () =>
-        loadBatch({ databaseUrl: url, dir, chunkSize, staging, log }),
+        loadBatch({ databaseUrl: url, dir, chunkSize, writers, staging, log }),
       );
     }
   }

@@ -9,7 +9,7 @@
 // http (bare Fastify returning a constant of the scenario's response size).
 // Datasets: olist = oi_bench_olist on the shared server (build: bench/datasets.ts --dataset olist);
 // 5m = oi_bench_5m on the private tuned server (bench/datasets.ts --dataset 5m), or --server shared.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -265,6 +265,7 @@ try {
   if (!values['no-append']) appendToBenchmarks(markdown);
 } finally {
   for (const server of servers.values()) await server.stop();
+  rmSync(payloadFile, { force: true });
 }
 
 function report(input: { results: Measurement[]; scrapes: { server: string; medianMs: number; maxMs: number; bytes: number; series: number }[] }): string {

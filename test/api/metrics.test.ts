@@ -59,6 +59,12 @@ describe('/metrics', () => {
     const text = await scrape();
     expect(sample(text, 'http_request_duration_seconds_count', { route: '/v1/order-items', status_code: '200', method: 'GET' })).toBe(2);
     expect(sample(text, 'http_request_duration_seconds_count', { route: '/v1/order-items/:orderId/:orderItemId', status_code: '404' })).toBe(1);
+    // The request time includes the DB read it waited for, and is in seconds.
+    const requestSeconds = sample(text, 'http_request_duration_seconds_sum', { route: '/v1/order-items', status_code: '200', method: 'GET' }) ?? Number.NaN;
+    const readSeconds = sample(text, 'db_query_duration_seconds_sum', { query: 'listOrderItems' }) ?? Number.NaN;
+    expect(requestSeconds).toBeGreaterThanOrEqual(readSeconds);
+    // Two local requests spend well under a second outside their reads (milliseconds would not).
+    expect(requestSeconds - readSeconds).toBeLessThan(1);
     expect(sample(text, 'db_query_duration_seconds_count', { query: 'listOrderItems' })).toBe(2);
     expect(sample(text, 'db_query_duration_seconds_count', { query: 'getOrderItem' })).toBe(2);
     // Only successful data requests count towards the e2e SLI, and the SLO bucket is exact.

@@ -73,7 +73,9 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
       if (path !== null) throw badRequest({ name: path, in: where, reason: 'must be a finite number' });
     }
   });
-  const headers = securityHeaders();
+  // Tenant data must not be kept by any cache, shared or private (OWASP REST: no-store for
+  // sensitive data); a route may still set its own policy.
+  const headers = { ...securityHeaders(), 'cache-control': 'no-store' };
   app.addHook('onRequest', (_request, reply, done) => {
     reply.headers(headers);
     done();

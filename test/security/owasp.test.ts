@@ -381,6 +381,7 @@ describe('API8: security misconfiguration', () => {
     expect(h.get('referrer-policy')).toBe('no-referrer');
     expect(h.get('cross-origin-resource-policy')).toBe('same-site');
     expect(h.get('x-powered-by')).toBeNull();
+    expect(h.get('cache-control')).toBe('no-store');
   });
 
   it('no CORS by default: no Access-Control-Allow-Origin for any Origin, nor on preflight', async () => {

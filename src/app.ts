@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyS
 import type { Config } from './config.js';
 import { CursorCodec } from './http/cursor.js';
 import { PressureGate } from './http/pressure-gate.js';
+import { requestIdOf } from './http/request-id.js';
 import freshnessPlugin from './modules/freshness/plugin.js';
 import orderItemRoutes from './modules/order-items/routes.js';
 import orderRoutes from './modules/orders/routes.js';
@@ -89,6 +90,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       return server;
     },
     return503OnClosing: true,
+    genReqId: requestIdOf,
     // Unknown query parameters are refused, not silently dropped: a typo must not widen a query.
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },

@@ -1,4 +1,5 @@
-// Transport-level hardening: security headers, a CORS allowlist, and a rate limit per tenant.
+// Transport-level hardening: security headers (and the request id), a CORS allowlist, and a rate
+// limit per tenant.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
@@ -7,6 +8,7 @@ import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { Config } from '../config.js';
 import { badRequest, type InvalidParam } from '../http/problem.js';
+import { REQUEST_ID_HEADER } from '../http/request-id.js';
 
 const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
 
@@ -76,15 +78,16 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
   // Tenant data must not be kept by any cache, shared or private (OWASP REST: no-store for
   // sensitive data); a route may still set its own policy.
   const headers = { ...securityHeaders(), 'cache-control': 'no-store' };
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers);
+    reply.header(REQUEST_ID_HEADER, request.id);
     done();
   });
   await app.register(cors, {
     origin: config.corsOrigins.length === 0 ? false : [...config.corsOrigins],
     methods: ['GET', 'PUT'],
     allowedHeaders: ['authorization', 'content-type'],
-    exposedHeaders: ['x-data-freshness', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
+    exposedHeaders: ['x-data-freshness', REQUEST_ID_HEADER, 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
     maxAge: 600,
   });
   await app.register(rateLimit, {

@@ -41,7 +41,7 @@ const HELMET_OPTIONS: HelmetOptions = {
  * request, and @fastify/helmet rebuilt the helmet middleware (re-parsing the CSP) on every
  * request: ~7% of the API's CPU under load.
  */
-export function securityHeaders(options: HelmetOptions = HELMET_OPTIONS): Readonly<Record<string, string>> {
+function securityHeaders(options: HelmetOptions = HELMET_OPTIONS): Readonly<Record<string, string>> {
   const headers: Record<string, string> = {};
   const recorder = {
     setHeader(name: string, value: string | number | readonly string[]): void {
@@ -69,11 +69,15 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
   // numbers for `type: integer|number`, and then skips minimum/maximum (it checks them only for
   // finite numbers): `limit=-Infinity` would pass validation and reach SQL. Validated input
   // therefore holds no infinite number, whatever the schema says.
-  app.addHook('preHandler', async (request) => {
+  app.addHook('preHandler', (request, _reply, done) => {
     for (const [part, where] of INPUT_PARTS) {
       const path = nonFiniteAt(request[part], '');
-      if (path !== null) throw badRequest({ name: path, in: where, reason: 'must be a finite number' });
+      if (path !== null) {
+        done(badRequest({ name: path, in: where, reason: 'must be a finite number' }));
+        return;
+      }
     }
+    done();
   });
   // Tenant data must not be kept by any cache, shared or private (OWASP REST: no-store for
   // sensitive data); a route may still set its own policy.

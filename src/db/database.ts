@@ -82,6 +82,11 @@ export function isConnectionError(error: unknown): boolean {
   return code !== undefined && CONNECTION_ERROR_CODES.has(code);
 }
 
+/** Whether a connection can go back to the pool after this statement error (not lost, not stuck). */
+function keepsConnection(error: unknown): boolean {
+  return !isConnectionError(error) && errorCode(error) !== 'PROTOCOL_SEQUENCE_TIMEOUT';
+}
+
 export class Database {
   #engine: Engine | undefined;
   readonly #budgetedSql = new Map<string, string>();
@@ -212,7 +217,7 @@ export class Database {
             resolve([result, fields]);
             return;
           }
-          if (!isConnectionError(error) && errorCode(error) !== 'PROTOCOL_SEQUENCE_TIMEOUT') connection.release();
+          if (keepsConnection(error)) connection.release();
           else connection.destroy();
           reject(error);
         });
@@ -232,7 +237,7 @@ export class Database {
       const text = isRead ? withTimeBudget(engine, sql, this.options.queryTimeoutMs) : sql;
       return await connection.execute({ sql: text, timeout: this.options.queryTimeoutMs + 1000 }, params);
     } catch (error) {
-      healthy = !isConnectionError(error) && errorCode(error) !== 'PROTOCOL_SEQUENCE_TIMEOUT';
+      healthy = keepsConnection(error);
       throw error;
     } finally {
       if (healthy) connection.release();

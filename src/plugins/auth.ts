@@ -162,6 +162,8 @@ function describeJwtError(error: unknown): string {
   return 'token is invalid';
 }
 
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
+
 function verifiedClaims(claims: Record<string, unknown>): VerifiedClaims {
   const subject = typeof claims.sub === 'string' ? claims.sub : undefined;
   return { claims, principal: { subject, scopes: scopesOf(claims) } };
@@ -255,28 +257,25 @@ async function authPlugin(app: FastifyInstance, options: { config: Config; bench
           // still inside its time window, carries the header, signature and claims checked in
           // verify().
           (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
-            let token: string;
-            try {
-              token = bearerToken(request);
-              const known = verified.get(token, Date.now());
-              if (known !== undefined) {
-                authorize(request, known, access, jwt.tenantClaim);
-                done();
-                return;
-              }
-            } catch (error) {
-              done(error instanceof Error ? error : new Error(String(error)));
-              return;
-            }
-            verify(request, token, verified).then((claims) => {
+            const admit = (claims: VerifiedClaims): void => {
               try {
                 authorize(request, claims, access, jwt.tenantClaim);
               } catch (error) {
-                done(error instanceof Error ? error : new Error(String(error)));
+                done(asError(error));
                 return;
               }
               done();
-            }, done);
+            };
+            let token: string;
+            try {
+              token = bearerToken(request);
+            } catch (error) {
+              done(asError(error));
+              return;
+            }
+            const known = verified.get(token, Date.now());
+            if (known !== undefined) admit(known);
+            else verify(request, token, verified).then(admit, done);
           }
         : // Benchmark baseline only (BuildOptions.benchmarkWithoutAuthAndMetricsAsSeller, never
           // set by server.ts or the environment): no token is read; the route's scope is granted.

@@ -1,9 +1,9 @@
 // npm run generate -- --out <folder> --sellers N --orders N --seed S
 // Writes the six Olist-layout CSV files; prints one line of JSON (the counts) on stdout.
 import { parseArgs } from 'node:util';
-import { generateDataset } from './generate.js';
+import { generateDataset, MAX_SEED } from './generate.js';
 
-const USAGE = 'usage: npm run generate -- --out <folder> --sellers <n> --orders <n> [--seed <integer>]';
+const USAGE = 'usage: npm run generate -- --out <folder> --sellers <n> --orders <n> [--seed <0..4294967295>]';
 
 function fail(message: string): never {
   process.stderr.write(`error: ${message}\n${USAGE}\n`);
@@ -15,7 +15,7 @@ function integer(name: string, value: string | undefined, fallback?: number): nu
     if (fallback !== undefined) return fallback;
     fail(`--${name} is required`);
   }
-  if (!/^-?\d+$/.test(value)) fail(`--${name} must be an integer (got "${value}")`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) fail(`--${name} must be a non-negative integer (got "${value}")`);
   return Number(value);
 }
 
@@ -40,6 +40,8 @@ async function main(): Promise<void> {
   const orders = integer('orders', values.orders);
   const seed = integer('seed', values.seed, 1);
   if (sellers < 1 || orders < 1) fail('--sellers and --orders must be at least 1');
+  // The generator's state is 32 bits: a larger seed would silently repeat a smaller one's data.
+  if (seed > MAX_SEED) fail(`--seed must be at most ${MAX_SEED} (got ${seed})`);
   const started = Date.now();
   const result = await generateDataset({ out: values.out, sellers, orders, seed });
   process.stdout.write(`${JSON.stringify({ ...result, durationMs: Date.now() - started })}\n`);

@@ -207,6 +207,9 @@ function quotedHeader(fields: readonly string[]): string {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Seeds are 32-bit: each one gives its own data. */
+export const MAX_SEED = 0xffff_ffff;
+
 /** Writes the six files into `out` (created if missing). */
 export async function generateDataset(options: GenerateOptions): Promise<GenerateResult> {
   const { out, seed } = options;
@@ -216,7 +219,7 @@ export async function generateDataset(options: GenerateOptions): Promise<Generat
   ] as const) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer (got ${value})`);
   }
-  if (!Number.isInteger(seed)) throw new Error(`seed must be an integer (got ${seed})`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new Error(`seed must be an integer from 0 to ${MAX_SEED} (got ${seed})`);
   await mkdir(out, { recursive: true });
   const random = createRandom(seed);
   const int = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateToTempDir } from '../../src/generate/generate.js';
+import { generateToTempDir, MAX_SEED } from '../../src/generate/generate.js';
 import { FILES, HEADERS, LOAD_ORDER, validateRecord } from '../../src/loader/contract.js';
 import { loadBatch } from '../../src/loader/load-batch.js';
 import { readCsv, readHeader } from '../../src/loader/read.js';
@@ -35,11 +35,20 @@ describe('generator', () => {
     }
   });
 
+  it('refuses a seed its 32-bit state would fold onto another one', async () => {
+    for (const seed of [MAX_SEED + 1, -1, 1.5]) {
+      await expect(generateToTempDir({ orders: 5, sellers: 2, seed })).rejects.toThrow(/seed must be an integer from 0 to 4294967295/);
+    }
+    const edge = await generateToTempDir({ orders: 5, sellers: 2, seed: MAX_SEED });
+    cleanups.push(edge.cleanup);
+    expect(edge.items).toBeGreaterThan(0);
+  });
+
   it('writes the Olist layout: headers, quoting, BOM, consistent timestamps, skewed sellers', async () => {
     const g = await generateToTempDir({ orders: 3000, sellers: 100, seed: 9 });
     cleanups.push(g.cleanup);
     for (const kind of LOAD_ORDER) {
-      expect(await readHeader(path.join(g.dir, FILES[kind]))).toEqual([...HEADERS[kind]]);
+      expect((await readHeader(path.join(g.dir, FILES[kind]))).fields).toEqual([...HEADERS[kind]]);
     }
     const translation = await readFile(path.join(g.dir, FILES.translation), 'utf8');
     expect(translation.charCodeAt(0)).toBe(0xfeff);

@@ -15,7 +15,7 @@ import {
   mysqlTable,
   primaryKey,
   smallint,
-  text,
+  mediumtext,
   tinyint,
   uniqueIndex,
   varchar,
@@ -46,6 +46,11 @@ const asciiKey = customType<{ data: string; config: { length: number } }>({
   dataType: (config) => `varchar(${config?.length ?? 64}) CHARACTER SET ascii COLLATE ascii_bin`,
 });
 const sourceId = (name: string) => hexId(name).notNull();
+// A source category name is a key the loader compares exactly (a JavaScript Map): the database
+// must not fold case or accents either, or two names the loader keeps apart would share a row.
+// Binary collations pad with spaces in MariaDB and MySQL alike, so the loader's category key
+// drops trailing spaces (categoryKey in the contract).
+const categoryNameKey = customType<{ data: string }>({ dataType: () => 'varchar(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin' });
 const batchId = () => asciiKey('batch_id', { length: 64 }).notNull();
 // Millisecond precision: stage gaps and first-served lags are often sub-second.
 const updatedAt = () =>
@@ -77,7 +82,7 @@ export const dimProduct = mysqlTable(
   'dim_product',
   {
     productId: sourceId('product_id').primaryKey(),
-    categoryName: varchar('category_name', { length: 100 }),
+    categoryName: categoryNameKey('category_name'),
     categoryNameEnglish: varchar('category_name_english', { length: 100 }),
     nameLength: smallint('name_length', { unsigned: true }),
     descriptionLength: int('description_length', { unsigned: true }),
@@ -95,7 +100,7 @@ export const dimProduct = mysqlTable(
 // The translation file is a dimension of its own upstream; kept so that a product loaded in a
 // later batch still gets its English name.
 export const dimCategoryTranslation = mysqlTable('dim_category_translation', {
-  categoryName: varchar('category_name', { length: 100 }).primaryKey(),
+  categoryName: categoryNameKey('category_name').primaryKey(),
   categoryNameEnglish: varchar('category_name_english', { length: 100 }).notNull(),
   batchId: batchId(),
   updatedAt: updatedAt(),
@@ -197,7 +202,9 @@ export const etlRejectedRow = mysqlTable(
     file: varchar('file', { length: 255 }).notNull(),
     line: int('line', { unsigned: true }).notNull(),
     reason: varchar('reason', { length: 1024 }).notNull(),
-    rawContent: text('raw_content').notNull(),
+    // The record as read, up to REJECTED_RAW_MAX_BYTES: a TEXT column's 64 KiB would refuse a
+    // long garbage row and fail its batch.
+    rawContent: mediumtext('raw_content').notNull(),
     createdAt: datetime('created_at', { fsp: 3, mode: 'string' })
       .notNull()
       .default(sql`CURRENT_TIMESTAMP(3)`),

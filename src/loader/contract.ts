@@ -274,9 +274,17 @@ export interface RowsByKind {
   items: ItemRow;
 }
 
+/**
+ * Two category names are one translation key when they differ only by trailing spaces: the
+ * key column's binary collation pads with spaces (case and accents do count).
+ */
+export function categoryKey(name: string): string {
+  return name.replace(/ +$/, '');
+}
+
 /** The key that identifies a row of each file (the target table's primary key). */
 export const KEY_OF: { [K in FileKind]: (row: RowsByKind[K]) => string } = {
-  translation: (r) => r.categoryName,
+  translation: (r) => categoryKey(r.categoryName),
   sellers: (r) => r.sellerId,
   customers: (r) => r.customerId,
   products: (r) => r.productId,

@@ -6,8 +6,10 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { createPool } from '../db/client.js';
+import { parseIsoInstant } from '../http/timestamps.js';
 import { uuidv7 } from './batch-id.js';
 import {
+  categoryKey,
   FILES,
   HEADERS,
   KEY_OF,
@@ -43,7 +45,6 @@ import {
   stageItems,
   stageOrders,
   stageProducts,
-  unstageItems,
   startStage,
   updateWideCustomers,
   updateWideProducts,
@@ -143,9 +144,11 @@ export async function checkFolder(dir: string): Promise<string[]> {
       problems.push(`${name}: file missing in ${dir}`);
       continue;
     }
-    const found = await readHeader(file);
+    const { fields: found, loneCarriageReturn } = await readHeader(file);
     const expected: readonly string[] = HEADERS[kind];
-    if (found.length !== expected.length || found.some((field, i) => field !== expected[i])) {
+    if (loneCarriageReturn) {
+      problems.push(`${name}: line ends must be \\n or \\r\\n; the header line holds a carriage return alone (a file with \\r line ends?)`);
+    } else if (found.length !== expected.length || found.some((field, i) => field !== expected[i])) {
       problems.push(
         `${name}: unexpected header: expected "${expected.join(',')}", found "${found.length === 0 ? '(empty)' : found.join(',')}"`,
       );
@@ -188,6 +191,16 @@ class SerialWriter {
     this.throwIfFailed();
   }
 
+  /**
+   * Skips every task not yet started and waits for the running one to end (its transaction
+   * committed or rolled back): only then may the connection go back to the pool, where the
+   * batch's own bookkeeping would otherwise run inside a writer's open transaction.
+   */
+  async stop(): Promise<void> {
+    this.failure ??= { error: new Error('writer stopped') };
+    await this.tail;
+  }
+
   private throwIfFailed(): void {
     if (this.failure !== undefined) throw this.failure.error;
   }
@@ -203,6 +216,10 @@ class PartitionedWriter {
 
   async drain(): Promise<void> {
     for (const writer of this.partitions) await writer.drain();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.partitions.map((writer) => writer.stop()));
   }
 }
 
@@ -237,6 +254,12 @@ export interface SourcedRow<T> {
   row: T;
   line: number;
   fields: string[];
+  /**
+   * The valid row this one superseded (same key, earlier in the same chunk): what the key keeps
+   * if this one is refused on its references, so that the last *valid* occurrence wins whatever
+   * the chunk boundaries (across chunks, the earlier one is already written).
+   */
+  earlier?: SourcedRow<T>;
 }
 
 interface ChunkResult {
@@ -273,6 +296,7 @@ async function loadFile<K extends FileKind>(
   const partitions = ctx.writer.partitions;
   const started = Date.now();
   let rows = new Map<string, SourcedRow<RowsByKind[K]>>();
+  let superseded = 0; // rows kept as `earlier` of another: they count towards the chunk's size
   let rejected: RejectedRow[] = [];
   let writeMs = 0; // time spent in transactions, summed over writers
   let blockedMs = 0; // time the parser waited for a free writer slot
@@ -285,6 +309,7 @@ async function loadFile<K extends FileKind>(
     for (const part of parts) part.sort((a, b) => compareKeys(keyOf(a.row), keyOf(b.row)));
     const chunkRejected = rejected;
     rows = new Map();
+    superseded = 0;
     rejected = [];
     for (let p = 0; p < partitions.length; p += 1) {
       const partRows = parts[p] ?? [];
@@ -320,18 +345,25 @@ async function loadFile<K extends FileKind>(
     }
   };
 
-  for await (const { line, record } of readCsv(path.join(ctx.dir, name), name)) {
+  for await (const { line, record, malformed, raw } of readCsv(path.join(ctx.dir, name))) {
     stats.read += 1;
-    const result = validateRecord(kind, record);
+    const result = malformed === undefined ? validateRecord(kind, record) : ({ ok: false, reason: `malformed CSV: ${malformed}` } as const);
     if (result.ok) {
       stats.valid += 1;
       // Same key twice: the later occurrence replaces the earlier one.
-      rows.set(keyOf(result.row), { row: result.row, line, fields: record });
+      const key = keyOf(result.row);
+      const earlier = rows.get(key);
+      if (earlier === undefined) {
+        rows.set(key, { row: result.row, line, fields: record });
+      } else {
+        rows.set(key, { row: result.row, line, fields: record, earlier });
+        superseded += 1;
+      }
     } else {
       stats.contractRejected += 1;
-      rejected.push({ file: name, line, reason: result.reason, raw: joinCsv(record) });
+      rejected.push({ file: name, line, reason: result.reason, raw: malformed === undefined ? joinCsv(record) : raw });
     }
-    if (rows.size + rejected.length >= ctx.chunkSize) await flush();
+    if (rows.size + superseded + rejected.length >= ctx.chunkSize) await flush();
     // Records already buffered by the parser come out of the async iterator in microtasks, so a
     // whole read buffer (thousands of rows) would be processed before any database reply is
     // handled: writers would sit idle with a finished statement. Yield to the event loop now
@@ -351,20 +383,32 @@ function distinct(values: Iterable<string>): string[] {
   return [...new Set(values)];
 }
 
-function parseIngestedAt(value: Date | string | undefined): Date {
-  if (value === undefined) return new Date();
-  const date = value instanceof Date ? value : new Date(value);
-  if (Number.isNaN(date.getTime()) || (typeof value === 'string' && !/^\d{4}-\d{2}-\d{2}T/.test(value))) {
-    throw new LoadError(`invalid ingestion timestamp "${String(value)}": expected an ISO 8601 date-time`, 'input');
+/** How far ahead of this machine's clock an ingestion timestamp may be (clocks of two hosts). */
+const INGESTED_AT_MAX_AHEAD_MS = 5 * 60_000;
+
+/**
+ * The batch's ingestion time: an ISO 8601 instant (no offset means UTC, as in the API), not
+ * before 1970 (batch ids are UUIDv7 of it and sort by it) and not in the future: upserts keep
+ * the newest batch's values, so a batch dated ahead would turn every later load into a no-op.
+ */
+function parseIngestedAt(value: Date | string | undefined, now: number): Date {
+  if (value === undefined) return new Date(now);
+  const ms = value instanceof Date ? value.getTime() : parseIsoInstant(value);
+  const shown = value instanceof Date ? (Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString()) : value;
+  if (ms === null || Number.isNaN(ms)) {
+    throw new LoadError(`invalid ingestion timestamp "${shown}": expected an ISO 8601 date-time such as 2024-05-01T10:00:00Z`, 'input');
   }
-  return date;
+  if (ms < 0 || ms > now + INGESTED_AT_MAX_AHEAD_MS) {
+    throw new LoadError(`invalid ingestion timestamp "${shown}": must be between 1970-01-01T00:00:00Z and now`, 'input');
+  }
+  return new Date(ms);
 }
 
 export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
   const began = Date.now();
   const log = options.log ?? (() => undefined);
   const dir = path.resolve(options.dir);
-  const ingestedAt = parseIngestedAt(options.ingestedAt);
+  const ingestedAt = parseIngestedAt(options.ingestedAt, began);
   const source = options.source ?? `olist-csv:${path.basename(dir)}`;
   if (source.length === 0 || source.length > 128) {
     throw new LoadError(`invalid source "${source}": 1 to 128 characters`, 'input');
@@ -398,6 +442,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
 
     const conns: PoolConnection[] = [];
     const stats = new Map<FileKind, FileStats>();
+    let writer: PartitionedWriter | undefined;
     try {
       let staging: StagingMethod = options.staging ?? 'load-data';
       for (let i = 0; i < writers; i += 1) {
@@ -407,7 +452,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         staging = await prepareConnection(conn, staging);
       }
       log(`staging tables filled with ${staging === 'load-data' ? 'LOAD DATA LOCAL INFILE' : 'multi-row INSERT (LOAD DATA LOCAL refused or not asked for)'}`);
-      const writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
+      writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
       const ctx: Context = { batchId, dir, chunkSize, writer, log };
 
       stats.set(
@@ -451,7 +496,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
             staging,
             rows.map(({ row: r }) => ({
               ...r,
-              categoryNameEnglish: r.categoryName === null ? null : (translations.get(r.categoryName) ?? null),
+              categoryNameEnglish: r.categoryName === null ? null : (translations.get(categoryKey(r.categoryName)) ?? null),
             })),
           );
           await upsertProducts(c, batchId);
@@ -488,21 +533,24 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
           ctx,
           'items',
           async (c, rows: SourcedRow<ItemRow>[], partition) => {
-            await stageItems(c, staging, rows);
             // Items whose order or seller is missing are left out by the upsert's joins. Only when
-            // some were (rare) are they looked for, set-based (only those rows come back), taken
-            // out of the staging table, and the upsert run again: an order or seller committed by a
-            // concurrent load in between is then either seen missing (the item quarantined, not
-            // written) or present (written), never neither. Orders and sellers are never deleted.
-            const { selected } = await upsertItems(c, batchId);
-            const problems = selected === rows.length ? [] : await findItemReferenceProblems(c);
-            if (problems.length > 0) {
-              await unstageItems(c, problems.map((p) => p.line));
-              await upsertItems(c, batchId);
-            }
+            // some were (rare) are they looked for, set-based (only those rows come back), and
+            // quarantined; the staging table is refilled without them (and with the valid row each
+            // superseded in this chunk, if any) and the upsert runs again: an order or seller
+            // committed by a concurrent load in between is then either seen missing (the item
+            // quarantined, not written) or present (written), never neither. Orders and sellers
+            // are never deleted.
             const refused: RejectedRow[] = [];
-            if (problems.length > 0) {
-              const byLine = new Map(rows.map((r) => [r.line, r]));
+            let staged = rows;
+            await stageItems(c, staging, staged);
+            let { selected } = await upsertItems(c, batchId);
+            let mayHaveProblems = selected !== staged.length;
+            while (mayHaveProblems) {
+              const problems = await findItemReferenceProblems(c);
+              if (problems.length === 0) break;
+              const byLine = new Map(staged.map((r) => [r.line, r]));
+              const refusedLines = new Set<number>();
+              const fallbacks: SourcedRow<ItemRow>[] = [];
               for (const { line, unknownOrder, unknownSeller } of problems) {
                 const item = byLine.get(line);
                 if (item === undefined) continue;
@@ -514,7 +562,14 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
                   reasons.push(`seller_id: unknown seller, neither in this batch nor in the database (got "${item.row.sellerId}")`);
                 }
                 refused.push({ file: FILES.items, line, reason: reasons.join('; '), raw: joinCsv(item.fields) });
+                refusedLines.add(line);
+                if (item.earlier !== undefined) fallbacks.push(item.earlier);
               }
+              staged = [...staged.filter((r) => !refusedLines.has(r.line)), ...fallbacks];
+              await stageItems(c, staging, staged);
+              ({ selected } = await upsertItems(c, batchId));
+              // Only a fallback can be refused now (every other staged item was just upserted).
+              mayHaveProblems = fallbacks.length > 0 && selected !== staged.length;
             }
             // The day totals the items change, recomputed when the batch ends.
             await markSummaryForStagedItems(c, batchId, partition);
@@ -576,12 +631,18 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       log(`batch ${batchId} succeeded in ${summary.durationMs} ms`);
       return summary;
     } finally {
+      // After a failure the other writers may still hold chunks: none may start, and a running
+      // one must end before its connection is released (and the batch marked failed).
+      await writer?.stop();
       for (const conn of conns) conn.release();
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (batchStarted) {
-      await failBatch(pool, batchId, sqlTimestamp(new Date())).catch(() => undefined);
+      // The original error is what the caller must see; a failure to record it is logged.
+      await failBatch(pool, batchId, sqlTimestamp(new Date())).catch((recordError: unknown) => {
+        log(`could not mark batch ${batchId} failed: ${recordError instanceof Error ? recordError.message : String(recordError)}`);
+      });
       throw new LoadError(`batch ${batchId} failed: ${message}`, 'failed', batchId);
     }
     throw new LoadError(`cannot start the batch: ${message}`, 'failed');

@@ -2,14 +2,16 @@
 // and its raw text, whatever the size of the file. Memory stays bounded by the parser's buffer
 // and the consumer's pace (async iteration applies back-pressure to the file stream).
 import { createReadStream } from 'node:fs';
-import { parse } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 
 export interface CsvRow {
   /** Physical line number where the record starts (the header is line 1). */
   readonly line: number;
+  /** The fields; empty when the record is malformed. */
   readonly record: string[];
-  /** The record as CSV text (fields re-joined), computed on demand: only rejects need it. */
+  /** Why the record could not be read as CSV (it is then quarantined whole); undefined when it could. */
+  readonly malformed?: string;
+  /** The record as CSV text: fields re-joined, or the text as read when malformed. Computed on demand. */
   readonly raw: string;
 }
 
@@ -23,8 +25,19 @@ class Row implements CsvRow {
   }
 }
 
-export class CsvFormatError extends Error {
-  override readonly name = 'CsvFormatError';
+class MalformedRow implements CsvRow {
+  readonly record: string[] = [];
+  constructor(
+    readonly line: number,
+    readonly malformed: string,
+    readonly raw: string,
+  ) {}
+}
+
+export interface HeaderLine {
+  fields: string[];
+  /** A carriage return that does not end the line: line ends are not \n or \r\n (a CR-only file). */
+  loneCarriageReturn: boolean;
 }
 
 const HEADER_MAX_BYTES = 64 * 1024;
@@ -33,7 +46,7 @@ const HEADER_MAX_BYTES = 64 * 1024;
  * The header's field names (BOM removed, quotes resolved), reading at most 64 KiB: enough for
  * any header, and a file without line breaks is not read whole.
  */
-export async function readHeader(path: string): Promise<string[]> {
+export async function readHeader(path: string): Promise<HeaderLine> {
   const stream = createReadStream(path, { start: 0, end: HEADER_MAX_BYTES - 1 });
   const parts: Buffer[] = [];
   try {
@@ -52,9 +65,9 @@ export async function readHeader(path: string): Promise<string[]> {
   let text = Buffer.concat(parts).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   text = text.replace(/\r$/, '');
-  if (text === '') return [];
-  const rows = parseSync(text, { relax_column_count: true, relax_quotes: true }) as string[][];
-  return rows[0] ?? [];
+  if (text === '') return { fields: [], loneCarriageReturn: false };
+  const rows = parseSync(text, { relax_column_count: true, relax_quotes: true, record_delimiter: ['\r\n', '\n'] }) as string[][];
+  return { fields: rows[0] ?? [], loneCarriageReturn: text.includes('\r') };
 }
 
 /** Re-joins fields as CSV (quoting when needed): the raw content of a quarantined row. */
@@ -64,75 +77,57 @@ export function joinCsv(fields: readonly string[]): string {
     .join(',');
 }
 
-function countNewlines(fields: readonly string[]): number {
-  let count = 0;
-  for (const field of fields) {
-    let index = field.indexOf('\n');
-    while (index >= 0) {
-      count += 1;
-      index = field.indexOf('\n', index + 1);
-    }
-  }
-  return count;
-}
-
 /**
  * Yields the data records of a CSV file (the header record is skipped: check it with
- * readHeader first). Rows with a wrong number of fields are yielded as they are, so the caller
- * can quarantine them; empty lines are skipped; malformed quoting cannot be resynchronised and
- * raises CsvFormatError naming the file.
+ * readHeader first); empty lines are skipped; rows with a wrong number of fields are yielded as
+ * they are, for the caller to quarantine.
  *
- * csv-parse (readCsvWithCsvParse below) defines the format. Parsing every file with it cost
- * about a third of the loader's CPU, so the records are split by a simpler reader that only
- * knows the well-formed subset of that format: unquoted fields without quotes or stray carriage
- * returns, quoted fields with doubled quotes and line breaks, \n and \r\n line ends, a BOM. On
- * anything else (a quote inside an unquoted field, text after a closing quote, an unclosed
- * quote, a lone \r, a record over 8 MiB) it hands over to csv-parse, which re-reads the file,
- * skips the records already yielded and goes on from there: the records and line numbers are
- * csv-parse's whatever the input, and a broken file fails with csv-parse's error
- * (test/loader/read.test.ts compares both; on an error, how many records were handed out before
- * it depends on buffering, as it did with csv-parse alone).
+ * The format is csv-parse's (RFC 4180 with \n or \r\n line ends, a BOM; test/loader/read.test.ts
+ * compares both on any text csv-parse reads). Where csv-parse would stop the whole file, this
+ * reader yields one malformed record and reads on, so that one broken row is quarantined like
+ * any other garbage and the rest of the file loads:
+ * - a quote inside an unquoted field, or text after a closing quote: the record from its first
+ *   line to the end of the line where the error is;
+ * - a quoted field that never closes (by the end of the file, or within 8 MiB): the record's
+ *   first line only, and reading resumes on the next line;
+ * - a record longer than 8 MiB: its first line (memory stays bounded whatever the file);
+ * - text that is not valid UTF-8 (decoded as U+FFFD): the record.
+ * Line numbers are physical lines: a record's is the line it starts on.
  */
 export async function* readCsv(
   path: string,
-  fileName: string = path,
   /** Read buffer size; tests make it tiny so that records straddle buffers. */
   bufferBytes = 1024 * 1024,
+  /** Longest record read; tests make it small. */
+  maxRecordChars = MAX_RECORD_CHARS,
 ): AsyncGenerator<CsvRow> {
-  let recordsDone = 0; // parser records handed out so far, header and empty lines included
-  try {
-    for await (const records of readRecordsFast(path, bufferBytes)) {
-      for (const { line, fields } of records) {
-        recordsDone += 1;
-        if (line === 1) continue; // header
-        if (fields.length === 1 && fields[0] === '') continue; // empty line
-        yield new Row(line, fields);
+  for await (const records of readRecords(path, bufferBytes, maxRecordChars)) {
+    for (const record of records) {
+      if (record.line === 1 && record.malformed === undefined) continue; // header
+      if (record.malformed !== undefined) {
+        yield new MalformedRow(record.line, record.malformed, record.raw);
+        continue;
       }
+      const { fields } = record;
+      if (fields.length === 1 && fields[0] === '') continue; // empty line
+      yield new Row(record.line, fields);
     }
-    return;
-  } catch (error) {
-    if (!(error instanceof NeedsCsvParse)) throw error;
   }
-  yield* readCsvWithCsvParse(path, fileName, recordsDone);
 }
 
-/** The fast reader met something only csv-parse knows how to read (or to refuse). */
-class NeedsCsvParse extends Error {}
+type RawRecord = { line: number; fields: string[]; malformed?: undefined } | { line: number; malformed: string; raw: string };
 
-interface RawRecord {
-  line: number;
-  fields: string[];
-}
-
-/** A single record larger than this goes to csv-parse (the fast reader re-scans an unfinished record). */
-const FAST_RECORD_MAX_CHARS = 8 * 1024 * 1024;
+const MAX_RECORD_CHARS = 8 * 1024 * 1024;
+/** The most of an over-long line kept as its raw content. */
+const LONG_LINE_KEPT_CHARS = 64 * 1024;
 
 /** Every record of the file (header and empty lines included), one array per read buffer. */
-async function* readRecordsFast(path: string, bufferBytes: number): AsyncGenerator<RawRecord[]> {
+async function* readRecords(path: string, bufferBytes: number, maxRecordChars: number): AsyncGenerator<RawRecord[]> {
   const stream = createReadStream(path, { highWaterMark: bufferBytes, encoding: 'utf8' });
   let pending = ''; // start of a record whose end is in the next buffer
   let line = 1;
   let first = true;
+  let skippingLine = false; // the rest of an over-long line, already quarantined, is dropped
   try {
     for await (const chunk of stream) {
       let text = pending + (chunk as string);
@@ -140,14 +135,24 @@ async function* readRecordsFast(path: string, bufferBytes: number): AsyncGenerat
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
         first = false;
       }
-      const parsed = splitRecords(text, line, false);
+      if (skippingLine) {
+        const newline = text.indexOf('\n');
+        if (newline === -1) {
+          pending = '';
+          continue;
+        }
+        text = text.slice(newline + 1);
+        skippingLine = false;
+      }
+      const parsed = splitRecords(text, line, false, maxRecordChars);
       line = parsed.nextLine;
       pending = text.slice(parsed.consumed);
-      if (pending.length > FAST_RECORD_MAX_CHARS) throw new NeedsCsvParse();
+      skippingLine = parsed.skipRestOfLine;
+      if (skippingLine) pending = '';
       if (parsed.records.length > 0) yield parsed.records;
     }
     if (first && pending.charCodeAt(0) === 0xfeff) pending = pending.slice(1);
-    if (pending.length > 0) yield splitRecords(pending, line, true).records;
+    if (pending.length > 0 && !skippingLine) yield splitRecords(pending, line, true, maxRecordChars).records;
   } finally {
     stream.destroy();
   }
@@ -157,47 +162,100 @@ const QUOTE = 34;
 const COMMA = 44;
 const LF = 10;
 const CR = 13;
+const NOT_UTF8 = 'contains bytes that are not valid UTF-8 (read as U+FFFD)';
+
+function withoutLineEnd(text: string): string {
+  return text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+}
+
+function countLineBreaks(text: string, from: number, to: number): number {
+  let count = 0;
+  for (let n = text.indexOf('\n', from); n !== -1 && n < to; n = text.indexOf('\n', n + 1)) count += 1;
+  return count;
+}
 
 /**
  * The complete records at the start of `text` (all of them when `final`: the end of the text is
- * the end of the file). Throws NeedsCsvParse on anything outside the well-formed subset.
+ * the end of the file), malformed ones included. `skipRestOfLine`: the last record is an
+ * over-long line quarantined before its end, which the caller drops when it reads it.
  */
-export function splitRecords(text: string, firstLine: number, final: boolean): { records: RawRecord[]; consumed: number; nextLine: number } {
+export function splitRecords(
+  text: string,
+  firstLine: number,
+  final: boolean,
+  maxRecordChars = MAX_RECORD_CHARS,
+): { records: RawRecord[]; consumed: number; nextLine: number; skipRestOfLine: boolean } {
   const records: RawRecord[] = [];
   let pos = 0;
   let line = firstLine;
-  while (pos < text.length) {
+  let replacement = text.indexOf('\uFFFD');
+  const firstLineMalformed = (reason: string): { skip: boolean } => {
+    // The record's first line goes to quarantine; reading resumes on the next one.
     const newline = text.indexOf('\n', pos);
-    if (newline === -1 && !final) break;
+    const end = newline === -1 ? text.length : newline + 1;
+    const raw = withoutLineEnd(text.slice(pos, end));
+    records.push({ line, malformed: reason, raw: raw.length > LONG_LINE_KEPT_CHARS ? raw.slice(0, LONG_LINE_KEPT_CHARS) : raw });
+    line += 1;
+    pos = end;
+    return { skip: newline === -1 && !final };
+  };
+  while (pos < text.length) {
+    if (replacement !== -1 && replacement < pos) replacement = text.indexOf('\uFFFD', pos);
+    const newline = text.indexOf('\n', pos);
+    if (newline === -1 && !final) {
+      if (text.length - pos <= maxRecordChars) break;
+      firstLineMalformed(`a line longer than ${maxRecordChars} characters`);
+      return { records, consumed: text.length, nextLine: line, skipRestOfLine: true };
+    }
     const end = newline === -1 ? text.length : newline;
     const quote = text.indexOf('"', pos);
     if (quote === -1 || quote >= end) {
-      // The common case: no quote on the line, a plain split.
+      // The common case: no quote on the line, a plain split (a carriage return that does not
+      // end the line is data, as csv-parse reads it).
       let content = text.slice(pos, end);
       if (newline !== -1 && content.charCodeAt(content.length - 1) === CR) content = content.slice(0, -1);
-      if (content.includes('\r')) throw new NeedsCsvParse();
-      records.push({ line, fields: content.split(',') });
+      if (replacement !== -1 && replacement < end) records.push({ line, malformed: NOT_UTF8, raw: content });
+      else records.push({ line, fields: content.split(',') });
       line += 1;
       pos = end + 1;
       continue;
     }
     const record = splitQuotedRecord(text, pos, final);
-    if (record === undefined) break; // ends in the next buffer
-    records.push({ line, fields: record.fields });
-    line += 1 + record.lineBreaks;
+    if (record.kind === 'incomplete') {
+      if (!final && text.length - pos <= maxRecordChars) break;
+      const { skip } = firstLineMalformed(
+        final ? 'a quoted field is never closed' : `a quoted field is not closed within ${maxRecordChars} characters`,
+      );
+      if (skip) return { records, consumed: text.length, nextLine: line, skipRestOfLine: true };
+      continue;
+    }
+    const raw = record.kind === 'malformed' || (replacement !== -1 && replacement < record.next) ? withoutLineEnd(text.slice(pos, record.next)) : '';
+    if (record.kind === 'malformed') records.push({ line, malformed: record.reason, raw });
+    else if (replacement !== -1 && replacement < record.next) records.push({ line, malformed: NOT_UTF8, raw });
+    else records.push({ line, fields: record.fields });
+    line += 1 + countLineBreaks(text, pos, record.next - 1);
     pos = record.next;
   }
-  return { records, consumed: Math.min(pos, text.length), nextLine: line };
+  return { records, consumed: Math.min(pos, text.length), nextLine: line, skipRestOfLine: false };
 }
 
-/** One record holding quoted fields, from `start`; undefined when it does not end within `text`. */
-function splitQuotedRecord(
-  text: string,
-  start: number,
-  final: boolean,
-): { fields: string[]; next: number; lineBreaks: number } | undefined {
+type QuotedRecord =
+  | { kind: 'record'; fields: string[]; next: number }
+  | { kind: 'malformed'; reason: string; next: number }
+  | { kind: 'incomplete' };
+
+/**
+ * One record holding quoted fields, from `start`. A malformed one ends with the line where the
+ * error is (`next` is the start of the line after it); an incomplete one does not end within
+ * `text` (or, when `final`, has a quote that never closes).
+ */
+function splitQuotedRecord(text: string, start: number, final: boolean): QuotedRecord {
   const fields: string[] = [];
-  let lineBreaks = 0;
+  const malformed = (reason: string, at: number): QuotedRecord => {
+    const newline = text.indexOf('\n', at);
+    if (newline === -1 && !final) return { kind: 'incomplete' };
+    return { kind: 'malformed', reason, next: newline === -1 ? text.length : newline + 1 };
+  };
   let i = start;
   for (;;) {
     let value: string;
@@ -208,10 +266,7 @@ function splitQuotedRecord(
       let cursor = i + 1;
       for (;;) {
         const close = text.indexOf('"', cursor);
-        if (close === -1 || (close + 1 === text.length && !final)) {
-          if (final) throw new NeedsCsvParse(); // unclosed quote: csv-parse names the error
-          return undefined;
-        }
+        if (close === -1 || (close + 1 === text.length && !final)) return { kind: 'incomplete' };
         if (text.charCodeAt(close + 1) === QUOTE) {
           value += text.slice(segment, close + 1); // "" is one quote
           cursor = close + 2;
@@ -222,20 +277,16 @@ function splitQuotedRecord(
         after = close + 1;
         break;
       }
-      for (let n = value.indexOf('\n'); n !== -1; n = value.indexOf('\n', n + 1)) lineBreaks += 1;
     } else {
       let j = i;
       for (; j < text.length; j += 1) {
         const c = text.charCodeAt(j);
         if (c === COMMA || c === LF) break;
-        if (c === QUOTE || c === CR) {
-          // \r\n ending the record is fine; any other \r, or a quote inside the field, is not ours.
-          if (c === CR && text.charCodeAt(j + 1) === LF) break;
-          if (c === CR && j + 1 === text.length && !final) return undefined;
-          throw new NeedsCsvParse();
-        }
+        if (c === CR && text.charCodeAt(j + 1) === LF) break;
+        if (c === CR && j + 1 === text.length && !final) return { kind: 'incomplete' };
+        if (c === QUOTE) return malformed('a quote inside an unquoted field (quote the field and double its quotes)', j);
       }
-      if (j === text.length && !final) return undefined;
+      if (j === text.length && !final) return { kind: 'incomplete' };
       value = text.slice(i, j);
       after = j;
     }
@@ -245,56 +296,12 @@ function splitQuotedRecord(
       i = after + 1;
       continue;
     }
-    if (c === LF) return { fields, next: after + 1, lineBreaks };
+    if (c === LF) return { kind: 'record', fields, next: after + 1 };
     if (c === CR) {
-      if (text.charCodeAt(after + 1) === LF) return { fields, next: after + 2, lineBreaks };
-      if (after + 1 === text.length && !final) return undefined;
-      throw new NeedsCsvParse();
+      if (text.charCodeAt(after + 1) === LF) return { kind: 'record', fields, next: after + 2 };
+      if (after + 1 === text.length && !final) return { kind: 'incomplete' };
     }
-    if (after >= text.length) {
-      if (final) return { fields, next: text.length, lineBreaks };
-      return undefined;
-    }
-    throw new NeedsCsvParse(); // text after a closing quote
-  }
-}
-
-/**
- * The reference reader: csv-parse streaming the file. `skipRecords` parser records (header and
- * empty lines included) are read but not yielded: the fast reader already handed them out.
- *
- * Line numbers are counted rather than taken from the parser's `info` (which allocates two
- * objects per record and halves the parsing speed): every record, empty lines included (the
- * parser yields them as one empty field), advances the count by one plus the line breaks
- * inside its quoted fields, which is exact for \n and \r\n files.
- */
-export async function* readCsvWithCsvParse(path: string, fileName: string = path, skipRecords = 0): AsyncGenerator<CsvRow> {
-  const parser = createReadStream(path, { highWaterMark: 1024 * 1024 }).pipe(
-    parse({
-      bom: true,
-      relax_column_count: true,
-      record_delimiter: ['\r\n', '\n'],
-    }),
-  );
-  let nextLine = 1;
-  let records = 0;
-  try {
-    for await (const item of parser) {
-      const record = item as string[];
-      const line = nextLine;
-      nextLine += 1 + countNewlines(record);
-      records += 1;
-      if (records <= skipRecords) continue;
-      if (line === 1) continue; // header
-      if (record.length === 1 && record[0] === '') continue; // empty line
-      yield new Row(line, record);
-    }
-  } catch (error) {
-    if (error instanceof Error && 'code' in error && typeof error.code === 'string' && error.code.startsWith('CSV_')) {
-      throw new CsvFormatError(`${fileName}: invalid CSV near line ${nextLine}: ${error.message}`);
-    }
-    throw error;
-  } finally {
-    parser.destroy();
+    if (after >= text.length) return final ? { kind: 'record', fields, next: text.length } : { kind: 'incomplete' };
+    return malformed('text after a closing quote', after);
   }
 }

@@ -7,6 +7,7 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import { halfOpenRange } from '../db/range-predicate.js';
 import type { PipelineStage, RunStatus } from '../db/schema.js';
 import {
+  categoryKey,
   dateParts,
   type CustomerRow,
   type FileKind,
@@ -120,10 +121,39 @@ export interface RejectedRow {
   raw: string;
 }
 
+/** A quarantined record longer than this keeps its first REJECTED_RAW_MAX_BYTES (the file and line find the rest). */
+export const REJECTED_RAW_MAX_BYTES = 1024 * 1024;
+/** Rejects per INSERT are bounded by size too: far under the server's default 16 MiB packet. */
+const REJECTED_STATEMENT_MAX_BYTES = 4 * 1024 * 1024;
+const REASON_MAX_CHARS = 1024;
+
+/** The raw text kept for a reject, and a note for its reason when it had to be cut. */
+export function rejectedRaw(raw: string): { raw: string; note: string } {
+  const bytes = Buffer.byteLength(raw, 'utf8');
+  if (bytes <= REJECTED_RAW_MAX_BYTES) return { raw, note: '' };
+  // Cut on a character boundary: decoding a byte prefix drops a partial last character.
+  const kept = Buffer.from(raw, 'utf8').subarray(0, REJECTED_RAW_MAX_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+  return { raw: kept, note: ` (raw content cut to its first ${Buffer.byteLength(kept, 'utf8')} of ${bytes} bytes)` };
+}
+
 export async function insertRejected(db: Queryable, batchId: string, rows: readonly RejectedRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  const values = rows.map((r) => [batchId, r.file, r.line, r.reason.slice(0, 1024), r.raw]);
-  await db.query(`INSERT INTO etl_rejected_row (batch_id, file, line, reason, raw_content) VALUES ?`, [values]);
+  let values: (string | number)[][] = [];
+  let bytes = 0;
+  const send = async (): Promise<void> => {
+    if (values.length === 0) return;
+    await db.query(`INSERT INTO etl_rejected_row (batch_id, file, line, reason, raw_content) VALUES ?`, [values]);
+    values = [];
+    bytes = 0;
+  };
+  for (const r of rows) {
+    const { raw, note } = rejectedRaw(r.raw);
+    const reason = note === '' ? r.reason.slice(0, REASON_MAX_CHARS) : `${r.reason.slice(0, REASON_MAX_CHARS - note.length)}${note}`;
+    const size = Buffer.byteLength(raw, 'utf8') + reason.length * 4 + r.file.length + 64;
+    if (bytes + size > REJECTED_STATEMENT_MAX_BYTES) await send();
+    values.push([batchId, r.file, r.line, reason, raw]);
+    bytes += size;
+  }
+  await send();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,7 +494,7 @@ export async function readTranslations(db: Queryable): Promise<Map<string, strin
   const [rows] = await db.query<RowDataPacket[]>(
     'SELECT category_name, category_name_english FROM dim_category_translation',
   );
-  return new Map(rows.map((r) => [String(r.category_name), String(r.category_name_english)]));
+  return new Map(rows.map((r) => [categoryKey(String(r.category_name)), String(r.category_name_english)]));
 }
 
 export async function stageOrders(conn: PoolConnection, method: StagingMethod, rows: readonly OrderRow[]): Promise<void> {
@@ -570,13 +600,6 @@ export async function findItemReferenceProblems(db: Queryable): Promise<ItemRefe
   return rows.map((r) => ({ line: Number(r.line), unknownOrder: Number(r.unknown_order) === 1, unknownSeller: Number(r.unknown_seller) === 1 }));
 }
 
-/** Removes staged items (by line) before the upsert runs again: they are quarantined instead. */
-export async function unstageItems(db: Queryable, lines: readonly number[]): Promise<void> {
-  for (let i = 0; i < lines.length; i += 10_000) {
-    await db.query(`DELETE FROM ${STAGING.items.name} WHERE line IN (${lines.slice(i, i + 10_000).join(',')})`);
-  }
-}
-
 const ITEM_ATTRIBUTES = ['product_id', 'seller_id', 'shipping_limit_at', 'price', 'freight_value', 'purchased_at'] as const;
 
 /**
@@ -680,7 +703,7 @@ export async function propagateTranslations(
 ): Promise<void> {
   if (categoryNames.length === 0) return;
   await db.query(`UPDATE dim_product p JOIN dim_category_translation t ON t.category_name = p.category_name
-        SET p.category_name_english = t.category_name_english, p.updated_at = CURRENT_TIMESTAMP(3)
+        SET p.category_name_english = t.category_name_english, p.batch_id = ${sqlLiteral(batchId)}, p.updated_at = CURRENT_TIMESTAMP(3)
       WHERE t.category_name IN (${inList(categoryNames)}) AND NOT (p.category_name_english <=> t.category_name_english)`);
   await db.query(`${markPrefix(batchId, writer)}, w.seller_id, DATE(w.purchased_at)
        FROM order_item_wide w

@@ -127,11 +127,11 @@ export class Database {
       await active.beginTransaction();
       const tx: Transaction = {
         select: async <R extends RowDataPacket>(sql: string, params: SqlValue[]) => {
-          const [rows] = await active.execute({ sql, timeout: this.options.queryTimeoutMs }, params);
+          const [rows] = await this.withinDeadline(active, active.execute({ sql, timeout: this.options.queryTimeoutMs }, params));
           return rows as R[];
         },
         write: async (sql: string, params: SqlValue[]) => {
-          const [result] = await active.execute({ sql, timeout: this.options.queryTimeoutMs }, params);
+          const [result] = await this.withinDeadline(active, active.execute({ sql, timeout: this.options.queryTimeoutMs }, params));
           return result as ResultSetHeader;
         },
       };
@@ -207,11 +207,18 @@ export class Database {
     if (this.#engine === undefined) return this.runOnceDetectingEngine(sql, params, isRead);
     const connection = await this.acquireCore();
     const text = isRead ? this.budgeted(this.#engine, sql) : sql;
-    // The client-side timeout is a last resort for a server that stopped answering: it is
-    // longer than the server-side budget so the server normally ends the statement itself.
     return new Promise<[unknown, unknown]>((resolve, reject) => {
+      let settled = false;
+      const deadline = setTimeout(() => {
+        settled = true;
+        connection.destroy();
+        reject(this.stalled());
+      }, this.deadlineMs);
       try {
-        connection.execute<QueryResult>({ sql: text, timeout: this.options.queryTimeoutMs + 1000 }, params, (error, result, fields) => {
+        connection.execute<QueryResult>({ sql: text, timeout: this.deadlineMs }, params, (error, result, fields) => {
+          if (settled) return; // past the deadline: the connection is already destroyed
+          settled = true;
+          clearTimeout(deadline);
           if (error === null) {
             connection.release();
             resolve([result, fields]);
@@ -223,6 +230,8 @@ export class Database {
         });
       } catch (error) {
         // mysql2 refuses some bind values (undefined, functions) by throwing before it sends anything.
+        settled = true;
+        clearTimeout(deadline);
         connection.release();
         reject(error);
       }
@@ -235,13 +244,45 @@ export class Database {
     try {
       const engine = this.#engine ?? (await this.detectEngine(connection));
       const text = isRead ? withTimeBudget(engine, sql, this.options.queryTimeoutMs) : sql;
-      return await connection.execute({ sql: text, timeout: this.options.queryTimeoutMs + 1000 }, params);
+      return await this.withinDeadline(connection, connection.execute({ sql: text, timeout: this.deadlineMs }, params));
     } catch (error) {
       healthy = keepsConnection(error);
       throw error;
     } finally {
       if (healthy) connection.release();
       else connection.destroy();
+    }
+  }
+
+  /**
+   * The client-side deadline of a statement, for a server that stopped answering (paused, or a
+   * network that drops packets): longer than the server-side budget, so that the server normally
+   * ends the statement itself. mysql2's own `timeout` does not cover the PREPARE that execute()
+   * sends first for a statement new to the connection, which then waited forever.
+   */
+  private get deadlineMs(): number {
+    return this.options.queryTimeoutMs + 1000;
+  }
+
+  private stalled(): DatabaseUnavailableError {
+    return new DatabaseUnavailableError(`the database did not answer within ${this.deadlineMs} ms`);
+  }
+
+  /** `work` on `connection`, or DatabaseUnavailableError at the deadline (the connection destroyed). */
+  private async withinDeadline<T>(connection: PoolConnection, work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        connection.destroy();
+        reject(this.stalled());
+      }, this.deadlineMs);
+    });
+    // Once the deadline won, the statement's own failure (the connection destroyed) has no reader.
+    work.catch(() => undefined);
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../src/db/client.js';
 import { Database, DatabaseUnavailableError, QueryTimeoutError, type SqlValue } from '../../src/db/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { startStallingProxy, type StallingProxy } from '../helpers/stalling-proxy.js';
 
 let testDb: TestDatabase;
 let database: Database;
@@ -61,5 +62,42 @@ describe('Database.select', () => {
     expect(observed).toContainEqual({ name: 'probe', outcome: 'ok' });
     expect(observed).toContainEqual({ name: 'broken', outcome: 'error' });
     expect(observed).toContainEqual({ name: 'slow', outcome: 'error' });
+  });
+});
+
+describe('Database.select, the server stops answering', () => {
+  let proxy: StallingProxy;
+  let proxiedPool: ReturnType<typeof createPool>;
+  let proxied: Database;
+
+  beforeAll(async () => {
+    proxy = await startStallingProxy({ host: '127.0.0.1', port: 3306 });
+    proxiedPool = createPool(proxy.through(testDb.url), { connectionLimit: 1 });
+    proxied = new Database(proxiedPool, { queryTimeoutMs: 500, acquireTimeoutMs: 500 });
+  });
+
+  afterAll(async () => {
+    proxy?.resume();
+    await proxiedPool?.end().catch(() => undefined);
+    await proxy?.close();
+  });
+
+  const probe = async (sql: string, value: string): Promise<unknown> =>
+    (await proxied.select<RowDataPacket & { v: unknown }>('probe', sql, [value]))[0]?.v;
+
+  it('fails a statement new to the connection (its PREPARE unanswered) at the deadline, then serves again', async () => {
+    expect(await probe('SELECT ? AS v', 'warm')).toBe('warm');
+    proxy.stall();
+    try {
+      for (const sql of ['SELECT ? AS v, 1 AS never_prepared', 'SELECT ? AS v']) {
+        const started = performance.now();
+        await expect(probe(sql, 'stalled')).rejects.toBeInstanceOf(DatabaseUnavailableError);
+        // The deadline is the 500 ms budget + 1 s.
+        expect(performance.now() - started).toBeLessThan(2_500);
+      }
+    } finally {
+      proxy.resume();
+    }
+    expect(await probe('SELECT ? AS v', 'answered again')).toBe('answered again');
   });
 });

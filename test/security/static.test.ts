@@ -70,6 +70,7 @@ const ALLOWED_SQL_FRAGMENTS: Record<string, string> = {
   // database.ts
   '(budgetMs / 1000).toFixed(3)': 'configured number',
   'Math.round(budgetMs)': 'configured number',
+  'this.deadlineMs': 'configured number, in an error message',
   sql: 'the statement text itself, wrapped with a time budget',
 };
 const SQL_MODULES = files(SRC).filter(

@@ -46,11 +46,11 @@ const asciiKey = customType<{ data: string; config: { length: number } }>({
   dataType: (config) => `varchar(${config?.length ?? 64}) CHARACTER SET ascii COLLATE ascii_bin`,
 });
 const sourceId = (name: string) => hexId(name).notNull();
-// A source category name is a key the loader compares exactly (a JavaScript Map): the database
-// must not fold case or accents either, or two names the loader keeps apart would share a row.
-// Binary collations pad with spaces in MariaDB and MySQL alike, so the loader's category key
-// drops trailing spaces (categoryKey in the contract).
-const categoryNameKey = customType<{ data: string }>({ dataType: () => 'varchar(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin' });
+// Category names, Portuguese and English, are keys: the translation's, the API's category filter
+// and its summary buckets. Compared exactly (binary), as the loader and every client compare them:
+// a case- and accent-insensitive collation made 'Toys' a match for ?category=toys and merged them
+// into one summary bucket. (Binary collations pad with spaces: the contract refuses edge spaces.)
+const categoryName = customType<{ data: string }>({ dataType: () => 'varchar(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin' });
 const batchId = () => asciiKey('batch_id', { length: 64 }).notNull();
 // Millisecond precision: stage gaps and first-served lags are often sub-second.
 const updatedAt = () =>
@@ -82,8 +82,8 @@ export const dimProduct = mysqlTable(
   'dim_product',
   {
     productId: sourceId('product_id').primaryKey(),
-    categoryName: categoryNameKey('category_name'),
-    categoryNameEnglish: varchar('category_name_english', { length: 100 }),
+    categoryName: categoryName('category_name'),
+    categoryNameEnglish: categoryName('category_name_english'),
     nameLength: smallint('name_length', { unsigned: true }),
     descriptionLength: int('description_length', { unsigned: true }),
     photosQty: smallint('photos_qty', { unsigned: true }),
@@ -100,8 +100,8 @@ export const dimProduct = mysqlTable(
 // The translation file is a dimension of its own upstream; kept so that a product loaded in a
 // later batch still gets its English name.
 export const dimCategoryTranslation = mysqlTable('dim_category_translation', {
-  categoryName: categoryNameKey('category_name').primaryKey(),
-  categoryNameEnglish: varchar('category_name_english', { length: 100 }).notNull(),
+  categoryName: categoryName('category_name').primaryKey(),
+  categoryNameEnglish: categoryName('category_name_english').notNull(),
   batchId: batchId(),
   updatedAt: updatedAt(),
 });
@@ -224,7 +224,7 @@ export const orderItemWide = mysqlTable(
     orderId: sourceId('order_id'),
     orderItemId: smallint('order_item_id', { unsigned: true }).notNull(),
     productId: sourceId('product_id'),
-    productCategory: varchar('product_category', { length: 100 }),
+    productCategory: categoryName('product_category'),
     price: decimal('price', { precision: 12, scale: 2 }).notNull(),
     freightValue: decimal('freight_value', { precision: 12, scale: 2 }).notNull(),
     shippingLimitAt: sourceTimestamp('shipping_limit_at').notNull(),
@@ -255,7 +255,7 @@ export const orderItemDailySummary = mysqlTable(
   {
     sellerId: sourceId('seller_id'),
     purchaseDate: date('purchase_date', { mode: 'string' }).notNull(),
-    categoryKey: varchar('category_key', { length: 100 }).notNull(),
+    categoryKey: categoryName('category_key').notNull(),
     itemCount: int('item_count', { unsigned: true }).notNull(),
     revenue: decimal('revenue', { precision: 18, scale: 2 }).notNull(),
     freight: decimal('freight', { precision: 18, scale: 2 }).notNull(),

@@ -75,6 +75,7 @@ export const MESSAGES = {
   zip: 'must be 1 to 10 digits',
   city: 'must be 1 to 128 characters',
   category: 'must be 1 to 100 characters',
+  categoryEdgeSpace: 'must not start or end with a space',
   smallint: `must be empty or an integer from 0 to ${SMALLINT_MAX}`,
   int: `must be empty or an integer from 0 to ${INT_MAX}`,
 } as const;
@@ -141,10 +142,19 @@ const orderStatus = z.string().refine((v): v is OrderStatus => (ORDER_STATUSES a
 const state = z.string().regex(/^[A-Z]{2}$/, { error: MESSAGES.state });
 const zip = z.string().regex(/^\d{1,10}$/, { error: MESSAGES.zip });
 const city = z.string().min(1, { error: MESSAGES.city }).max(128, { error: MESSAGES.city });
-const category = z.string().min(1, { error: MESSAGES.category }).max(100, { error: MESSAGES.category });
+// Category names are keys (the translation's, the API's filter and summary bucket), compared
+// in binary collations that pad with spaces: 'toys' and 'toys ' would be one key to the database
+// and two to everyone else. Edge spaces are refused rather than trimmed: the row is garbage.
+const NO_EDGE_SPACE = /^(?!\s)[\s\S]*(?<!\s)$/;
+const category = z
+  .string()
+  .min(1, { error: MESSAGES.category })
+  .max(100, { error: MESSAGES.category })
+  .regex(NO_EDGE_SPACE, { error: MESSAGES.categoryEdgeSpace });
 const optionalCategory = z
   .string()
   .max(100, { error: 'must be at most 100 characters' })
+  .regex(NO_EDGE_SPACE, { error: MESSAGES.categoryEdgeSpace })
   .transform((v) => (v === '' ? null : v));
 const optionalUnsigned = (max: number, message: string) =>
   z
@@ -274,17 +284,9 @@ export interface RowsByKind {
   items: ItemRow;
 }
 
-/**
- * Two category names are one translation key when they differ only by trailing spaces: the
- * key column's binary collation pads with spaces (case and accents do count).
- */
-export function categoryKey(name: string): string {
-  return name.replace(/ +$/, '');
-}
-
 /** The key that identifies a row of each file (the target table's primary key). */
 export const KEY_OF: { [K in FileKind]: (row: RowsByKind[K]) => string } = {
-  translation: (r) => categoryKey(r.categoryName),
+  translation: (r) => r.categoryName,
   sellers: (r) => r.sellerId,
   customers: (r) => r.customerId,
   products: (r) => r.productId,
@@ -315,11 +317,14 @@ function optionalUnsignedValue(v: string, max: number): number | null | undefine
 function isText(v: string, max: number): boolean {
   return v.length >= 1 && v.length <= max;
 }
+function isCategory(v: string): boolean {
+  return isText(v, 100) && NO_EDGE_SPACE.test(v);
+}
 
 /** The row when every field passes, undefined otherwise (then zod explains why). */
 export const FAST_VALIDATORS: { [K in FileKind]: (f: readonly string[]) => RowsByKind[K] | undefined } = {
   translation: ([name = '', english = '']) =>
-    isText(name, 100) && isText(english, 100) ? { categoryName: name, categoryNameEnglish: english } : undefined,
+    isCategory(name) && isCategory(english) ? { categoryName: name, categoryNameEnglish: english } : undefined,
   sellers: ([sellerId = '', zip = '', city = '', st = '']) =>
     HEX_ID.test(sellerId) && ZIP.test(zip) && isText(city, 128) && STATE.test(st)
       ? { sellerId, zipCodePrefix: zip, city, state: st }
@@ -329,7 +334,7 @@ export const FAST_VALIDATORS: { [K in FileKind]: (f: readonly string[]) => RowsB
       ? { customerId, customerUniqueId: uniqueId, zipCodePrefix: zip, city, state: st }
       : undefined,
   products: ([productId = '', cat = '', nameLen = '', descLen = '', photos = '', weight = '', len = '', height = '', width = '']) => {
-    if (!HEX_ID.test(productId) || cat.length > 100) return undefined;
+    if (!HEX_ID.test(productId) || (cat !== '' && !isCategory(cat))) return undefined;
     const nameLength = optionalUnsignedValue(nameLen, SMALLINT_MAX);
     const descriptionLength = optionalUnsignedValue(descLen, INT_MAX);
     const photosQty = optionalUnsignedValue(photos, SMALLINT_MAX);

@@ -9,7 +9,6 @@ import { createPool } from '../db/client.js';
 import { parseIsoInstant } from '../http/timestamps.js';
 import { uuidv7 } from './batch-id.js';
 import {
-  categoryKey,
   FILES,
   HEADERS,
   KEY_OF,
@@ -496,7 +495,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
             staging,
             rows.map(({ row: r }) => ({
               ...r,
-              categoryNameEnglish: r.categoryName === null ? null : (translations.get(categoryKey(r.categoryName)) ?? null),
+              categoryNameEnglish: r.categoryName === null ? null : (translations.get(r.categoryName) ?? null),
             })),
           );
           await upsertProducts(c, batchId);

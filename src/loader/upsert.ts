@@ -7,7 +7,6 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import { halfOpenRange } from '../db/range-predicate.js';
 import type { PipelineStage, RunStatus } from '../db/schema.js';
 import {
-  categoryKey,
   dateParts,
   type CustomerRow,
   type FileKind,
@@ -257,7 +256,7 @@ export const STAGING = {
   products: {
     name: 'tmp_stage_product',
     columns: ['product_id', ...PRODUCT_ATTRIBUTES],
-    definition: `product_id ${ID}, category_name VARCHAR(100) NULL, category_name_english VARCHAR(100) NULL,
+    definition: `product_id ${ID}, category_name VARCHAR(100) COLLATE utf8mb4_bin NULL, category_name_english VARCHAR(100) COLLATE utf8mb4_bin NULL,
       name_length SMALLINT UNSIGNED NULL, description_length INT UNSIGNED NULL, photos_qty SMALLINT UNSIGNED NULL,
       weight_g INT UNSIGNED NULL, length_cm SMALLINT UNSIGNED NULL, height_cm SMALLINT UNSIGNED NULL,
       width_cm SMALLINT UNSIGNED NULL, PRIMARY KEY USING BTREE (product_id)`,
@@ -494,7 +493,7 @@ export async function readTranslations(db: Queryable): Promise<Map<string, strin
   const [rows] = await db.query<RowDataPacket[]>(
     'SELECT category_name, category_name_english FROM dim_category_translation',
   );
-  return new Map(rows.map((r) => [categoryKey(String(r.category_name)), String(r.category_name_english)]));
+  return new Map(rows.map((r) => [String(r.category_name), String(r.category_name_english)]));
 }
 
 export async function stageOrders(conn: PoolConnection, method: StagingMethod, rows: readonly OrderRow[]): Promise<void> {

@@ -128,19 +128,27 @@ describe('loader: garbage rows', () => {
     }
   });
 
-  it('keeps category names apart that differ in case or accents, and names the batch that renamed a product', async () => {
+  it('keeps category names apart that differ in case or accents, refuses edge spaces, and names the batch that renamed a product', async () => {
     const data = baseRows();
-    data.translation = ['zz_Cat,upper_variant', 'zz_cat,lower_variant', 'zz_cát,accent_variant', 'yy_cat ,padded'];
+    data.translation = ['zz_Cat,upper_variant', 'zz_cat,lower_variant', 'zz_cát,accent_variant', 'yy_cat,padded', 'yy_cat ,trailing', 'ww, leading'];
     data.products = [
       `${ID.product1},zz_Cat,40,287,1,225,16,10,14`,
       `${ID.product2},zz_cat,,,,650,17,14,12`,
       `${'e'.repeat(31)}3,yy_cat,,,,650,17,14,12`,
+      `${'e'.repeat(31)}4,yy_cat ,,,,650,17,14,12`,
     ];
     const folder = await writeFolder(data);
     const renamed = await writeFolder({ ...baseRows(), translation: ['zz_cat,renamed'], products: [], orders: [], items: [] });
     try {
       const first = await loadBatch({ databaseUrl: db.url, dir: folder.dir });
-      expect(first.files[FILES.translation]).toEqual({ read: 4, loaded: 4, rejected: 0, duplicates: 0 });
+      expect(first.files[FILES.translation]).toEqual({ read: 6, loaded: 4, rejected: 2, duplicates: 0 });
+      expect(first.files[FILES.products]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0 });
+      const edges = await rows('SELECT file, line, reason FROM etl_rejected_row ORDER BY file, line');
+      expect(edges).toEqual([
+        { file: FILES.products, line: 5, reason: 'product_category_name: must not start or end with a space (got "yy_cat ")' },
+        { file: FILES.translation, line: 6, reason: 'product_category_name: must not start or end with a space (got "yy_cat ")' },
+        { file: FILES.translation, line: 7, reason: 'product_category_name_english: must not start or end with a space (got " leading")' },
+      ]);
       const english = async () =>
         rows('SELECT product_id, category_name_english, batch_id FROM dim_product ORDER BY product_id');
       expect(await english()).toEqual([

@@ -6,8 +6,12 @@ export const DEFAULT_DATABASE_URL = 'mysql://root@127.0.0.1:3306/order_items';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = z.coerce.number().int().positive();
+// Numbers are written in decimal: Number() would also read '' (as 0: PORT= listened on a random
+// port), ' 8', '0x10' and '1e3'.
+const wholeNumber = z.string().regex(/^\d{1,15}$/, 'must be a whole number in decimal digits').transform(Number);
+const decimalNumber = z.string().regex(/^\d{1,15}(?:\.\d{1,15})?$/, 'must be a decimal number such as 0.7').transform(Number);
+const port = wholeNumber.pipe(z.number().int().min(0).max(65535));
+const positiveInt = (max = Number.MAX_SAFE_INTEGER) => wholeNumber.pipe(z.number().int().positive().max(max));
 const optionalText = z
   .string()
   .optional()
@@ -41,41 +45,41 @@ const envSchema = z
     JWT_AUDIENCE: optionalText,
     JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
     CURSOR_SECRET: optionalText,
-    JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(30).default(5),
+    JWT_CLOCK_TOLERANCE_SECONDS: wholeNumber.pipe(z.number().int().min(0).max(30)).default(5),
 
     // wide: measured faster than star in every read scenario (BENCHMARKS.md, "Read path").
     READ_MODEL: z.enum(READ_MODELS).default('wide'),
-    DB_POOL_SIZE: positiveInt.max(500).default(10),
-    DB_QUERY_TIMEOUT_MS: positiveInt.default(2000),
-    DB_ACQUIRE_TIMEOUT_MS: positiveInt.default(1000),
+    DB_POOL_SIZE: positiveInt(500).default(10),
+    DB_QUERY_TIMEOUT_MS: positiveInt().default(2000),
+    DB_ACQUIRE_TIMEOUT_MS: positiveInt().default(1000),
     // Waiters beyond this many are refused at once (503) instead of queueing.
-    DB_QUEUE_LIMIT: positiveInt.max(100_000).default(100),
+    DB_QUEUE_LIMIT: positiveInt(100_000).default(100),
     // Must stay under the server's wait_timeout (and any proxy idle cut); checked at startup.
-    DB_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
+    DB_IDLE_TIMEOUT_MS: positiveInt().default(60_000),
 
     // Graceful shutdown: readiness fails, then SHUTDOWN_DRAIN_DELAY_MS of normal service while
     // load balancers notice, then in-flight requests finish; past the deadline the process exits 1.
-    SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
-    SHUTDOWN_DEADLINE_MS: positiveInt.default(10_000),
+    SHUTDOWN_DRAIN_DELAY_MS: wholeNumber.default(0),
+    SHUTDOWN_DEADLINE_MS: positiveInt().default(10_000),
     // Load shedding (503 + Retry-After) when the event loop lags; 0 disables the check.
-    LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(200),
+    LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: wholeNumber.default(200),
     // CPU use, as a fraction (0-1) of the cores the process may use (its cgroup quota when set),
     // above which requests are shed; 0 disables the check.
-    LOAD_SHED_MAX_CPU_UTILIZATION: z.coerce.number().min(0).max(1).default(0.7),
+    LOAD_SHED_MAX_CPU_UTILIZATION: decimalNumber.pipe(z.number().min(0).max(1)).default(0.7),
     // Requests in progress at once above which new ones are refused; 0 disables the limit.
-    LOAD_SHED_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(0),
-    LOAD_SHED_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(2),
+    LOAD_SHED_MAX_IN_FLIGHT: wholeNumber.default(0),
+    LOAD_SHED_RETRY_AFTER_SECONDS: positiveInt(3600).default(2),
 
-    FRESHNESS_CACHE_MS: z.coerce.number().int().min(0).default(1000),
-    PIPELINE_METRICS_REFRESH_MS: positiveInt.default(15000),
-    SLO_FRESHNESS_SECONDS: positiveInt.default(900),
+    FRESHNESS_CACHE_MS: wholeNumber.default(1000),
+    PIPELINE_METRICS_REFRESH_MS: positiveInt().default(15000),
+    SLO_FRESHNESS_SECONDS: positiveInt().default(900),
 
-    SUMMARY_MAX_RANGE_DAYS: positiveInt.default(731),
-    RATE_LIMIT_MAX: positiveInt.default(600),
-    RATE_LIMIT_WINDOW_MS: positiveInt.default(60000),
+    SUMMARY_MAX_RANGE_DAYS: positiveInt().default(731),
+    RATE_LIMIT_MAX: positiveInt().default(600),
+    RATE_LIMIT_WINDOW_MS: positiveInt().default(60000),
     CORS_ORIGINS: z.string().default(''),
-    BODY_LIMIT_BYTES: positiveInt.default(16384),
-    REQUEST_TIMEOUT_MS: positiveInt.default(10000),
+    BODY_LIMIT_BYTES: positiveInt().default(16384),
+    REQUEST_TIMEOUT_MS: positiveInt().default(10000),
   })
   .superRefine((env, ctx) => {
     const keys = [env.JWT_SECRET, env.JWT_PUBLIC_KEY, env.JWT_JWKS_URL].filter((k) => k !== undefined);

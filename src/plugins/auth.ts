@@ -19,7 +19,8 @@ export const JWKS_MISS_COOLDOWN_MS = 10_000;
 /** A verified token is reused at most this long, so that a JWKS key rotation takes effect. */
 export const VERIFIED_TOKEN_MAX_AGE_MS = 60_000;
 const VERIFIED_TOKEN_CACHE_ENTRIES = 2_000;
-const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+// The scheme name is case-insensitive (RFC 9110 §11.1): `bearer` is as good as `Bearer`.
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 // Headers that would make a verifier fetch or trust a key named by the token itself.
 const KEY_INJECTION_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
 

@@ -23,6 +23,13 @@ describe('loadConfig', () => {
     [{ JWT_SECRET: SECRET, JWT_JWKS_URL: 'https://idp.test/jwks.json' }, 'exactly one'],
     [{ JWT_SECRET: SECRET, PORT: 'eighty' }, 'PORT'],
     [{ JWT_SECRET: SECRET, PORT: '70000' }, 'PORT'],
+    // Empty would read as 0 (a random port), the others as what Number() makes of them.
+    [{ JWT_SECRET: SECRET, PORT: '' }, 'PORT'],
+    [{ JWT_SECRET: SECRET, METRICS_PORT: '' }, 'METRICS_PORT'],
+    [{ JWT_SECRET: SECRET, PORT: '0x10' }, 'PORT'],
+    [{ JWT_SECRET: SECRET, PORT: ' 8080' }, 'PORT'],
+    [{ JWT_SECRET: SECRET, DB_POOL_SIZE: '1e1' }, 'DB_POOL_SIZE'],
+    [{ JWT_SECRET: SECRET, LOAD_SHED_MAX_CPU_UTILIZATION: '.5' }, 'LOAD_SHED_MAX_CPU_UTILIZATION'],
     [{ JWT_SECRET: SECRET, LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ JWT_SECRET: SECRET, DATABASE_URL: 'postgres://x/y' }, 'DATABASE_URL'],
     [{ JWT_SECRET: SECRET, JWT_CLOCK_TOLERANCE_SECONDS: '60' }, 'JWT_CLOCK_TOLERANCE_SECONDS'],

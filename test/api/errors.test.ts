@@ -48,6 +48,16 @@ describe('400: the offending parameter is named', () => {
     ['/v1/order-items/not-an-id/1', 'orderId'],
     [`/v1/order-items/${'a'.repeat(32)}/0`, 'orderItemId'],
     ['/v1/orders/123', 'orderId'],
+    // Integers are decimal digits, not whatever Number() reads.
+    ['/v1/order-items?limit=1e2', 'limit'],
+    ['/v1/order-items?limit=0x10', 'limit'],
+    ['/v1/order-items?limit=%2B5', 'limit'],
+    ['/v1/order-items?limit=%2050', 'limit'],
+    ['/v1/order-items?limit=007', 'limit'],
+    [`/v1/order-items/${'a'.repeat(32)}/1.0`, 'orderItemId'],
+    [`/v1/order-items/${'a'.repeat(32)}/1e0`, 'orderItemId'],
+    [`/v1/order-items/${'a'.repeat(32)}/0x1`, 'orderItemId'],
+    [`/v1/order-items/${'a'.repeat(32)}/01`, 'orderItemId'],
   ])('GET %s → 400 naming %s', async (url, parameter) => {
     const response = await request(app.server).get(url).set(bearer(good()));
     expectProblem(response, 400);
@@ -84,6 +94,13 @@ describe('401: with WWW-Authenticate: Bearer', () => {
       aud: 'order-items-api',
     });
     expectProblem(await request(app.server).get('/v1/order-items').set(bearer(token)), 401);
+  });
+
+  it('reads the scheme name case-insensitively (RFC 9110): bearer and BEARER are Bearer', async () => {
+    for (const scheme of ['bearer', 'BEARER']) {
+      const response = await request(app.server).get('/v1/order-items?limit=1').set({ authorization: `${scheme} ${good()}` });
+      expect(response.status).toBe(200);
+    }
   });
 });
 

@@ -140,6 +140,9 @@ describe('GET /v1/order-items', () => {
     const all = expectedOrder(items, SELLERS.alpha);
     expect((await walk('&status=canceled')).map(key)).toEqual(all.filter((item) => item.status === 'canceled').map(key));
     expect((await walk('&category=watches_gifts')).map(key)).toEqual(all.filter((item) => item.category === 'watches_gifts').map(key));
+    // Categories are compared exactly: another case or accent is another category.
+    expect(await walk('&category=WATCHES_GIFTS')).toEqual([]);
+    expect(await walk(`&category=${encodeURIComponent('wátches_gifts')}`)).toEqual([]);
     const order = (all[3] as FixtureItem).orderId;
     expect((await walk(`&orderId=${order}`)).map(key)).toEqual(all.filter((item) => item.orderId === order).map(key));
     expect((await walk('&status=canceled&category=health_beauty')).map(key)).toEqual(
@@ -163,7 +166,12 @@ describe('GET /v1/order-items', () => {
     const forged = Buffer.from(
       JSON.stringify([...(JSON.parse(Buffer.from(payload, 'base64url').toString()) as unknown[]).slice(0, 1), '2030-01-01 00:00:00', 'f'.repeat(32), 1]),
     ).toString('base64url');
-    for (const bad of [`${forged}.${mac}`, `${payload}.${mac.slice(0, -2)}AA`, 'garbage', `${payload}`]) {
+    // Other spellings of the same MAC bytes: a trailing foreign character or padding, one in the
+    // middle, and a last character that differs only in bits base64 leaves unused.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const lowBitFlipped = `${mac.slice(0, -1)}${alphabet[alphabet.indexOf(mac.slice(-1)) ^ 1]}`;
+    const respelled = [`${payload}.${mac}!`, `${payload}.${mac}==`, `${payload}.${mac.slice(0, 8)}*${mac.slice(8)}`, `${payload}.${lowBitFlipped}`];
+    for (const bad of [`${forged}.${mac}`, `${payload}.${mac.slice(0, -2)}AA`, 'garbage', `${payload}`, ...respelled]) {
       const response = await request(app.server).get(`/v1/order-items?cursor=${encodeURIComponent(bad)}`).set(alpha).expect(400);
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(response.body.detail).toContain('cursor');

@@ -1,6 +1,7 @@
 // buildApp(config) assembles the service and returns it without listening: tests build their own
 // against their own database; only server.ts listens.
 import http from 'node:http';
+import AjvCompiler from '@fastify/ajv-compiler';
 import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { CursorCodec } from './http/cursor.js';
@@ -13,7 +14,7 @@ import pipelineMonitor from './modules/pipeline/monitor.js';
 import pipelineRoutes from './modules/pipeline/routes.js';
 import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
-import errorsPlugin from './plugins/errors.js';
+import errorsPlugin, { answerClientError, answerFrameworkError } from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
 import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -71,6 +72,28 @@ export function loggerOptions(config: Config, options: BuildOptions): FastifyLog
 
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
+/** Fastify's own validator factory (ajv), built with the server's `ajv` options. */
+const buildAjvValidator = AjvCompiler();
+
+/**
+ * The validators of the routes: query, path and header values are text and are coerced to the
+ * types their schemas declare (`limit=5` → 5), as Fastify does by default; a JSON body states its
+ * own types, so it is validated as sent: `"rowsIn": "5"` is a string, not the integer 5.
+ */
+const validatorFactory: NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'] = (
+  externalSchemas,
+  ajvOptions,
+) => {
+  const coercing = buildAjvValidator(externalSchemas, ajvOptions);
+  // JTD mode never coerces; this app uses JSON Schema, where coercion is an option.
+  if (ajvOptions?.mode === 'JTD') return coercing;
+  const exact = buildAjvValidator(externalSchemas, {
+    ...ajvOptions,
+    customOptions: { ...ajvOptions?.customOptions, coerceTypes: false },
+  });
+  return (route) => (route.httpPart === 'body' ? exact(route) : coercing(route));
+};
+
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const gate = new PressureGate({ ...config.loadShedding, corsOrigins: config.corsOrigins });
   const serverOptions: FastifyServerOptions = {
@@ -93,9 +116,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     genReqId: requestIdOf,
     // Unknown query parameters are refused, not silently dropped: a typo must not widen a query.
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    schemaController: { compilersFactory: { buildValidator: validatorFactory } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
+    // What fails before routing (an undecodable URL, an over-long path parameter) and what Node's
+    // HTTP parser refuses are answered as problem+json too, with the headers of every response.
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   };
   const app = Fastify(serverOptions);
+  // Bodies are JSON only: without this, Fastify's default text/plain parser hands a string to the
+  // body schema (a 400 about a body that is "not an object") instead of the 415 it deserves.
+  app.removeContentTypeParser('text/plain');
   if (config.cursorSecret === undefined) {
     app.log.warn('CURSOR_SECRET is not set: pagination cursors are signed with a per-process key and do not survive a restart or cross replicas');
   }

@@ -10,3 +10,9 @@ export const PROBLEM_RESPONSES: Record<number, ResponseSpec> = {
   429: { description: 'Rate limit exceeded (see Retry-After)', schema: Problem },
   503: { description: 'The data store is unavailable (see Retry-After)', schema: Problem },
 };
+
+/** The error responses of a route that reads a JSON request body, for the OpenAPI document. */
+export const BODY_PROBLEM_RESPONSES: Record<number, ResponseSpec> = {
+  413: { description: 'The request body is larger than the limit (BODY_LIMIT_BYTES, 16 KiB by default)', schema: Problem },
+  415: { description: 'The request body is not application/json', schema: Problem },
+};

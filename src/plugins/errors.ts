@@ -1,6 +1,10 @@
 // The one error handler: every failure leaves as RFC 9457 problem+json; 5xx details are logged,
-// never sent.
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+// never sent. That includes what fails before routing (Fastify's `frameworkErrors`) and before
+// Fastify sees a request at all (Node's HTTP parser: the `clientErrorHandler`).
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { DatabaseUnavailableError, QueryTimeoutError } from '../db/database.js';
 import {
@@ -10,6 +14,9 @@ import {
   type InvalidParam,
   type ProblemKind,
 } from '../http/problem.js';
+import { REQUEST_ID_HEADER } from '../http/request-id.js';
+import { RouteTable, routerConfigOf } from '../http/route-table.js';
+import { responseHeaders } from './security.js';
 
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
 
@@ -38,10 +45,19 @@ function describeValidation(issue: AjvIssue, where: InvalidParam['in']): Invalid
     const extra = String(params.additionalProperty ?? '');
     return { name: path === '' ? extra : `${path}.${extra}`, in: where, reason: 'is not a known parameter' };
   }
-  if (issue.keyword === 'type' && params.type !== 'array') {
-    return { name: path, in: where, reason: `must be a single ${String(params.type)} value` };
+  // The document itself (a body that is not an object): named after its part, never "".
+  const name = path === '' ? where : path;
+  if (issue.keyword === 'type' && where === 'body') {
+    // Body values are never coerced: `"rowsIn": "5"` is a string, whatever it spells.
+    return { name, in: where, reason: `must be a JSON ${String(params.type)}` };
   }
-  return { name: path, in: where, reason: issue.message ?? 'is invalid' };
+  if (issue.keyword === 'type' && params.type !== 'array') {
+    return { name, in: where, reason: `must be a single ${String(params.type)} value` };
+  }
+  if (issue.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+    return { name, in: where, reason: `must be one of ${params.allowedValues.map(String).join(', ')}` };
+  }
+  return { name, in: where, reason: issue.message ?? 'is invalid' };
 }
 
 export function sendProblem(
@@ -68,10 +84,16 @@ function kindForStatus(status: number): ProblemKind {
       return 'forbidden';
     case 404:
       return 'notFound';
+    case 405:
+      return 'methodNotAllowed';
+    case 408:
+      return 'requestTimeout';
     case 409:
       return 'conflict';
     case 413:
       return 'payloadTooLarge';
+    case 414:
+      return 'uriTooLong';
     case 415:
       return 'unsupportedMediaType';
     case 429:
@@ -87,7 +109,77 @@ function kindForStatus(status: number): ProblemKind {
   }
 }
 
+/** Safe details for the errors Fastify raises before routing (its own messages echo the path). */
+const FRAMEWORK_ERROR_DETAILS: Record<string, string> = {
+  FST_ERR_BAD_URL: 'the request path is not a valid URL (malformed percent-encoding)',
+  FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is longer than the router accepts',
+};
+
+/**
+ * Fastify's `frameworkErrors` option: a URL the router cannot decode (`/v1/orders/%FF`), a path
+ * parameter over `maxParamLength`. These are answered before routing, so no hook has run: the
+ * headers every other response gets from the security plugin's onRequest hook are set here.
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.headers(responseHeaders());
+  reply.header(REQUEST_ID_HEADER, request.id);
+  const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+  if (status >= 500) {
+    request.log.error({ err: error }, 'request failed before routing');
+    return sendProblem(reply, 'internal', status, 'an internal error occurred');
+  }
+  return sendProblem(reply, kindForStatus(status), status, FRAMEWORK_ERROR_DETAILS[error.code] ?? 'the request could not be routed');
+}
+
+/** What the HTTP parser refused, as Node names it, and how it is answered. */
+function clientErrorAnswer(code: string): { status: number; kind: ProblemKind; detail: string } {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, kind: 'headersTooLarge', detail: 'the request head is larger than the server accepts' };
+    // Node's requestTimeout: the request was not received in time (Fastify's default says 408 too).
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, kind: 'requestTimeout', detail: 'the request was not received within the time limit' };
+    default:
+      return { status: 400, kind: 'badRequest', detail: 'the request is not valid HTTP/1.1' };
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler` (Node's 'clientError' event): the HTTP parser refused the request
+ * (malformed header line, Content-Length with Transfer-Encoding, an unknown method, a head over
+ * the size limit). There is no request object and no reply: a complete HTTP/1.1 response is written
+ * on the socket, which is then closed. Bound to the Fastify instance by Fastify.
+ */
+export function answerClientError(this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+  // A reset connection is already gone; there is nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const { status, kind, detail } = clientErrorAnswer(error.code);
+  const requestId = randomUUID();
+  this.log.debug({ reqId: requestId, err: error }, 'client error');
+  // A response still in progress on this connection (keep-alive) owns the bytes that follow: an
+  // answer written now would be read as that response. Node's own rule, made stricter.
+  const inFlight: unknown = Reflect.get(socket, '_httpMessage');
+  if (socket.writable && (inFlight === null || inFlight === undefined)) {
+    const body = JSON.stringify(problemBody(kind, status, detail));
+    const headers: Record<string, string> = {
+      ...responseHeaders(),
+      [REQUEST_ID_HEADER]: requestId,
+      'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
+      'content-length': String(Buffer.byteLength(body)),
+      connection: 'close',
+    };
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
+  }
+  socket.destroy();
+}
+
 async function errorsPlugin(app: FastifyInstance): Promise<void> {
+  // Every route, as Fastify registers it (this plugin is registered first, so it sees them all),
+  // for the 405 below.
+  const routes = new RouteTable(routerConfigOf(app));
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url));
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof HttpProblem) {
       for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
@@ -117,13 +209,32 @@ async function errorsPlugin(app: FastifyInstance): Promise<void> {
     if (status === 429) {
       return sendProblem(reply, 'tooManyRequests', 429, 'rate limit exceeded; retry after the delay in Retry-After');
     }
-    // Fastify's own 4xx errors (body too large, bad JSON, bad media type) carry safe messages.
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      // JSON is the only body parser registered (app.ts removes Fastify's text/plain one).
+      return sendProblem(reply, 'unsupportedMediaType', 415, 'the request body must be application/json');
+    }
+    // Fastify's own 4xx errors (body too large, bad JSON) carry safe messages.
     return sendProblem(reply, kindForStatus(status), status, error.message);
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, 'notFound', 404, `no route ${request.method} ${request.url.split('?')[0] ?? ''}`),
-  );
+  // No route for this method and path. When the path is served with other methods, that is 405
+  // with `Allow` (RFC 9110 §15.5.6), decided from the route table alone: the same for every caller,
+  // token or not, so it tells nothing about any tenant's data. Otherwise 404.
+  // OPTIONS (chosen: 405, not 204): with CORS on (CORS_ORIGINS set) @fastify/cors answers every
+  // OPTIONS request in its onRequest hook (a preflight, or its own 400 for one that is not) and
+  // none gets here. With CORS off, an OPTIONS request reaches this handler (through cors's
+  // catch-all route) and is answered like any other method the path is not served with: 405 with
+  // the `Allow` list (which names no OPTIONS, as no route serves it), or 404 for an unknown path,
+  // as before. A 204 would advertise OPTIONS as a method these paths support.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = routes.allowedMethods(request.url);
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      reply.header('allow', allowed.join(', '));
+      return sendProblem(reply, 'methodNotAllowed', 405, `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`);
+    }
+    return sendProblem(reply, 'notFound', 404, `no route ${request.method} ${path}`);
+  });
 }
 
 export default fp(errorsPlugin, { name: 'errors', fastify: '5.x' });

@@ -57,6 +57,19 @@ function securityHeaders(options: HelmetOptions = HELMET_OPTIONS): Readonly<Reco
   return Object.freeze(headers);
 }
 
+let standardHeaders: Readonly<Record<string, string>> | undefined;
+
+/**
+ * The headers every response carries besides its `x-request-id`: the security headers, and
+ * `Cache-Control: no-store` (tenant data must not be kept by any cache, shared or private: OWASP
+ * REST; a route may still set its own policy). Set by this plugin's onRequest hook, and by the
+ * answers written before any hook runs (a URL Fastify cannot route, a request Node cannot parse).
+ */
+export function responseHeaders(): Readonly<Record<string, string>> {
+  standardHeaders ??= Object.freeze({ ...securityHeaders(), 'cache-control': 'no-store' });
+  return standardHeaders;
+}
+
 const INPUT_PARTS: [keyof Pick<FastifyRequest, 'query' | 'params' | 'body'>, InvalidParam['in']][] = [
   ['query', 'query'],
   ['params', 'path'],
@@ -79,9 +92,7 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
     }
     done();
   });
-  // Tenant data must not be kept by any cache, shared or private (OWASP REST: no-store for
-  // sensitive data); a route may still set its own policy.
-  const headers = { ...securityHeaders(), 'cache-control': 'no-store' };
+  const headers = responseHeaders();
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers);
     reply.header(REQUEST_ID_HEADER, request.id);

@@ -1,0 +1,182 @@
+// Requests Node's HTTP parser refuses before Fastify sees them (Fastify's clientErrorHandler):
+// written on a raw socket, since no HTTP client sends them. The answer must be a complete HTTP/1.1
+// problem+json response that closes the connection, with the headers of every other response.
+import net from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { mintToken } from '../helpers/tokens.js';
+import { auth, http, listen, PROBLEM } from './support.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let base: string;
+let port: number;
+
+beforeAll(async () => {
+  db = await createTestDatabase('sec_client_errors');
+  await seedMarketplace(db.pool, 4);
+  app = await buildTestApp(db.url);
+  base = await listen(app);
+  port = Number(new URL(base).port);
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.drop();
+});
+
+interface RawResponse {
+  statusLine: string;
+  status: number;
+  headers: Map<string, string>;
+  /** The body as the response framed it (Content-Length bytes). */
+  body: string;
+  /** Whatever arrived after those bytes: must be nothing. */
+  trailing: string;
+  /** The server closed the connection. */
+  closed: boolean;
+}
+
+/** Writes `raw` on a fresh connection and reads until the server closes it. */
+function exchange(raw: string | Buffer): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let closed = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close after ${Buffer.concat(chunks).toString('latin1')}`));
+    }, 5_000);
+    socket.on('connect', () => socket.write(raw));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // A reset after the answer (unread request bytes) still delivered the answer.
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      closed = true;
+      clearTimeout(timer);
+      const data = Buffer.concat(chunks);
+      const split = data.indexOf('\r\n\r\n');
+      if (split === -1) {
+        reject(new Error(`no complete response head: ${JSON.stringify(data.toString('latin1'))}`));
+        return;
+      }
+      const [statusLine = '', ...lines] = data.subarray(0, split).toString('latin1').split('\r\n');
+      const headers = new Map<string, string>();
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+      }
+      const length = Number(headers.get('content-length'));
+      const rest = data.subarray(split + 4);
+      resolve({
+        statusLine,
+        status: Number(statusLine.split(' ')[1]),
+        headers,
+        body: rest.subarray(0, length).toString('utf8'),
+        trailing: rest.subarray(length).toString('latin1'),
+        closed,
+      });
+    });
+  });
+}
+
+/** The headers a routed response carries, from a real request. */
+async function routedHeaders(): Promise<Headers> {
+  const routed = await http(`${base}/v1/order-items?limit=1`, { headers: auth(mintToken({ sellerId: SELLERS.alpha })) });
+  expect(routed.status).toBe(200);
+  return routed.headers;
+}
+
+function expectProblemResponse(response: RawResponse, status: number, slug: string, routed: Headers): void {
+  expect(response.statusLine).toMatch(new RegExp(`^HTTP/1\\.1 ${status} [A-Za-z]`));
+  expect(response.status).toBe(status);
+  expect(response.headers.get('content-type')).toMatch(new RegExp(`^${PROBLEM.replace('+', '\\+')}`));
+  expect(response.headers.get('connection')).toBe('close');
+  // Content-Length is exact: the declared bytes are the whole JSON document and nothing follows.
+  expect(Number(response.headers.get('content-length'))).toBe(Buffer.byteLength(response.body));
+  expect(response.trailing).toBe('');
+  expect(response.closed).toBe(true);
+  expect(JSON.parse(response.body)).toEqual({
+    type: `https://order-items-api.dev/problems/${slug}`,
+    title: expect.any(String),
+    status,
+    detail: expect.any(String),
+  });
+  expect(response.body).not.toMatch(/Client Error|"error"|"message"/);
+  expect(response.headers.get('x-request-id')).toMatch(UUID);
+  for (const name of [
+    'cache-control',
+    'content-security-policy',
+    'cross-origin-opener-policy',
+    'cross-origin-resource-policy',
+    'referrer-policy',
+    'strict-transport-security',
+    'x-content-type-options',
+    'x-frame-options',
+  ]) {
+    expect(response.headers.get(name), name).toBe(routed.get(name));
+  }
+  expect(response.headers.get('cache-control')).toBe('no-store');
+}
+
+describe('requests the HTTP parser refuses → problem+json on the socket, then close', () => {
+  it.each([
+    ['a malformed header line', 'GET /v1/order-items HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n'],
+    ['Content-Length together with Transfer-Encoding', 'POST /v1/order-items HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+    ['an invalid method', 'FOO /v1/order-items HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a space in the header name', 'GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n'],
+    ['an invalid HTTP version', 'GET / HTTP/9.9\r\nHost: x\r\n\r\n'],
+    ['a bare CR inside a header value', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n'],
+  ])('%s → 400', async (_name, raw) => {
+    const routed = await routedHeaders();
+    expectProblemResponse(await exchange(raw), 400, 'invalid-request', routed);
+  });
+
+  it('a request head over the header size limit → 431', async () => {
+    const routed = await routedHeaders();
+    const response = await exchange(`GET /v1/order-items HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(20 * 1024)}\r\n\r\n`);
+    expectProblemResponse(response, 431, 'headers-too-large', routed);
+  });
+
+  it('each answer has its own request id', async () => {
+    const ids = new Set<string>();
+    for (let n = 0; n < 3; n += 1) ids.add((await exchange('FOO / HTTP/1.1\r\nHost: x\r\n\r\n')).headers.get('x-request-id') ?? '');
+    expect(ids.size).toBe(3);
+  });
+
+  it('after a keep-alive response completed, a bad request on the same connection still gets its problem+json', async () => {
+    const routed = await routedHeaders();
+    const response = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let data = '';
+      let sentBad = false;
+      socket.on('connect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+      socket.on('data', (chunk: Buffer) => {
+        data += chunk.toString('latin1');
+        if (!sentBad && data.includes('"status"')) {
+          sentBad = true;
+          socket.write('FOO / HTTP/1.1\r\nHost: x\r\n\r\n');
+        }
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(data));
+      setTimeout(() => reject(new Error(`no close: ${data}`)), 5_000).unref();
+    });
+    const second = response.indexOf('HTTP/1.1 400');
+    expect(response.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(second).toBeGreaterThan(0);
+    const tail = response.slice(second);
+    expect(tail).toMatch(/\r\ncontent-type: application\/problem\+json/);
+    expect(tail).toMatch(/\r\nconnection: close\r\n/);
+    expect(tail).toContain(`\r\nx-content-type-options: ${routed.get('x-content-type-options')}\r\n`);
+  });
+
+  it('the app keeps serving afterwards', async () => {
+    await exchange('FOO / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await http(`${base}/healthz`)).status).toBe(200);
+  });
+});

@@ -52,14 +52,65 @@ describe('PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
     [{ startedAt: '2026-01-01T10:00:00Z', status: 'done' }, 'status'],
     [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: -1 }, 'rowsIn'],
     [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', extra: 1 }, 'extra'],
+    // JSON states its own types: a number in a string is a string (query and path values are text
+    // and stay coerced).
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: '5' }, 'rowsIn'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsOut: '9' }, 'rowsOut'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsRejected: '1' }, 'rowsRejected'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: [5] }, 'rowsIn'],
+    [{ startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: true }, 'rowsIn'],
   ])('when the report is invalid (%j), then 400 names %s', async (body, field) => {
     const response = await put('b-2', 'landing', body).expect(400);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(response.body.invalidParams[0].name).toBe(field);
   });
 
-  it('when the stage is unknown or is the API’s own, then 400', async () => {
-    expect((await put('b-2', 'platinum', { startedAt: '2026-01-01T10:00:00Z', status: 'running' }).expect(400)).body.invalidParams[0].name).toBe('stage');
-    await put('b-2', 'api', { startedAt: '2026-01-01T10:00:00Z', status: 'running' }).expect(400);
+  it('when a numeric field is a JSON integer, then it is accepted as such (control)', async () => {
+    const response = await put('b-ints', 'landing', { startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: 5, rowsOut: 4, rowsRejected: 1 }).expect(201);
+    expect(response.body).toMatchObject({ rowsIn: 5, rowsOut: 4, rowsRejected: 1 });
+  });
+
+  it('when a numeric field is a string, then nothing is stored', async () => {
+    await put('b-string-rows', 'landing', { startedAt: '2026-01-01T10:00:00Z', status: 'running', rowsIn: '5' }).expect(400);
+    const [rows] = await db.pool.query("SELECT COUNT(*) AS n FROM etl_batch WHERE batch_id = 'b-string-rows'");
+    expect(rows).toEqual([{ n: 0 }]);
+  });
+
+  it('when the stage is unknown or is the API’s own, then 400 naming stage', async () => {
+    for (const stage of ['platinum', 'api', 'SOURCE', 'x'.repeat(32)]) {
+      const response = await put('b-2', stage, { startedAt: '2026-01-01T10:00:00Z', status: 'running' }).expect(400);
+      expect(response.body.invalidParams[0]).toMatchObject({ name: 'stage', in: 'path' });
+      expect(response.body.invalidParams[0].reason).toBe('must be one of source, landing, bronze, silver, gold, staging');
+    }
+  });
+
+  it.each(['source', 'landing', 'bronze', 'silver', 'gold', 'staging'])('when stage is %s, then the report is accepted', async (stage) => {
+    await put('b-every-stage', stage, { startedAt: '2026-01-01T10:00:00Z', status: 'running' }).expect(201);
+  });
+
+  it.each([
+    ['text/plain', 'rowsIn=5'],
+    ['text/plain; charset=utf-8', JSON.stringify({ startedAt: '2026-01-01T10:00:00Z', status: 'running' })],
+    ['application/x-www-form-urlencoded', 'startedAt=2026-01-01T10%3A00%3A00Z&status=running'],
+    ['application/xml', '<report/>'],
+  ])('when the body is %s, then 415 problem+json', async (contentType, body) => {
+    const response = await request(app.server)
+      .put('/v1/pipeline/batches/b-media/stages/landing')
+      .set(writer)
+      .set('content-type', contentType)
+      .send(body)
+      .expect(415);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.body).toMatchObject({ status: 415, title: 'Unsupported media type', type: expect.stringMatching(/unsupported-media-type$/) });
+    expect(response.body).not.toHaveProperty('invalidParams');
+    const [rows] = await db.pool.query("SELECT COUNT(*) AS n FROM etl_batch WHERE batch_id = 'b-media'");
+    expect(rows).toEqual([{ n: 0 }]);
+  });
+
+  it('when the body is over the body limit, then 413 problem+json', async () => {
+    const response = await put('b-big', 'landing', { startedAt: '2026-01-01T10:00:00Z', status: 'running', source: 'x'.repeat(20_000) }).expect(413);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.body).toMatchObject({ status: 413, title: 'Payload too large' });
   });
 
   it('when the token lacks pipeline:write, then 403, even with a tenant claim', async () => {
@@ -73,6 +124,34 @@ describe('PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
     await put('b-4', 'silver', { startedAt: '2026-01-02T10:00:00Z', finishedAt: '2026-01-02T10:01:00Z', status: 'failed' }).expect(201);
     const [rows] = await db.pool.query("SELECT status FROM etl_batch WHERE batch_id = 'b-4'");
     expect(rows).toEqual([{ status: 'failed' }]);
+  });
+});
+
+describe('the contract of PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
+  type Operation = { parameters: { name: string; in: string; schema: Record<string, unknown> }[]; responses: Record<string, { content?: Record<string, unknown> }> };
+  const operation = (): Operation => {
+    const document = app.openapiDocument() as { paths: Record<string, Record<string, Operation>> };
+    const found = document.paths['/v1/pipeline/batches/{batchId}/stages/{stage}']?.put;
+    if (found === undefined) throw new Error('reportStage is not in the document');
+    return found;
+  };
+
+  it('documents stage as exactly the stages the server accepts (api is not one)', () => {
+    const stage = operation().parameters.find((p) => p.name === 'stage' && p.in === 'path');
+    expect(stage?.schema).toMatchObject({ type: 'string', enum: ['source', 'landing', 'bronze', 'silver', 'gold', 'staging'] });
+  });
+
+  it('documents 413 (body too large) and 415 (not JSON) as problems', () => {
+    const { responses } = operation();
+    for (const status of ['413', '415']) {
+      expect(Object.keys(responses[status]?.content ?? {}), status).toEqual(['application/problem+json']);
+    }
+  });
+
+  it('documents the numeric fields as integers (no strings)', () => {
+    const document = app.openapiDocument() as { components: { schemas: Record<string, { properties: Record<string, { type?: unknown }> }> } };
+    const report = document.components.schemas.StageReport;
+    for (const field of ['rowsIn', 'rowsOut', 'rowsRejected']) expect(report?.properties[field]?.type, field).toBe('integer');
   });
 });
 

@@ -1,17 +1,15 @@
 // The monitoring table as a contract: upstream stages report here (or by SQL), operators read.
 import type { FastifyInstance } from 'fastify';
-import { PIPELINE_STAGES, type PipelineStage } from '../../db/schema.js';
 import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, conflict, notFound } from '../../http/problem.js';
 import { defineRoute } from '../../http/route.js';
 import { parseIsoInstant, sqlTimestampToMs, toSqlTimestamp } from '../../http/timestamps.js';
-import { PROBLEM_RESPONSES } from '../../http/responses.js';
+import { BODY_PROBLEM_RESPONSES, PROBLEM_RESPONSES } from '../../http/responses.js';
 import { toBatch } from './batches.js';
 import * as repository from './repository.js';
 import { Batch, BatchPage, BatchParams, ListBatchesQuery, StageParams, StageReport, StageRun } from './schemas.js';
 
 const PIPELINE_CURSOR_BINDING = 'pipeline';
-const REPORTABLE_STAGES: readonly PipelineStage[] = PIPELINE_STAGES.filter((stage) => stage !== 'api');
 
 function instant(name: string, text: string): number {
   const ms = parseIsoInstant(text);
@@ -54,18 +52,12 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
         201: { description: 'The stage run was created', schema: StageRun },
         ...PROBLEM_RESPONSES,
         409: { description: 'The stage already finished with other values' },
+        ...BODY_PROBLEM_RESPONSES,
       },
     },
     async (request, reply) => {
-      const { batchId } = request.params;
-      const stage = request.params.stage as PipelineStage;
-      if (!REPORTABLE_STAGES.includes(stage)) {
-        throw badRequest({
-          name: 'stage',
-          in: 'path',
-          reason: PIPELINE_STAGES.includes(stage) ? 'is recorded by the API itself' : `must be one of ${REPORTABLE_STAGES.join(', ')}`,
-        });
-      }
+      // The params schema admits only the reportable stages (never `api`).
+      const { batchId, stage } = request.params;
       const body = request.body;
       const startedMs = instant('startedAt', body.startedAt);
       const finishedMs = body.finishedAt === undefined ? null : instant('finishedAt', body.finishedAt);

@@ -1,17 +1,22 @@
 import { z } from 'zod';
-import { PIPELINE_STAGES, RUN_STATUSES } from '../../db/schema.js';
+import { PIPELINE_STAGES, RUN_STATUSES, type PipelineStage } from '../../db/schema.js';
 
 export const BatchId = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/)
   .meta({ description: 'The ETL run id: 1-64 letters, digits, dot, underscore, colon or dash.', example: '0193a1f4-6c2e-7b3a-9d10-5f2b8e7c4a11' });
 export const StageName = z.enum(PIPELINE_STAGES);
+/** The stages a pipeline reports: every stage but `api`, which the API records itself (first served). */
+export const REPORTABLE_STAGES = PIPELINE_STAGES.filter((stage): stage is Exclude<PipelineStage, 'api'> => stage !== 'api');
+export const ReportableStage = z
+  .enum(REPORTABLE_STAGES)
+  .meta({ description: 'The reporting stage. `api` is not reported: the API records it itself when it first serves a batch.' });
 export const RunStatus = z.enum(RUN_STATUSES);
 const Instant = z.string().min(10).max(35).meta({ format: 'date-time', description: 'ISO 8601 date-time.' });
 const Timestamp = z.string().meta({ format: 'date-time' });
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
-export const StageParams = z.strictObject({ batchId: BatchId, stage: z.string().min(1).max(32) });
+export const StageParams = z.strictObject({ batchId: BatchId, stage: ReportableStage });
 export const BatchParams = z.strictObject({ batchId: BatchId });
 
 export const StageReport = z

@@ -41,10 +41,10 @@ export type OrderItem = z.infer<typeof OrderItem>;
 export const ListOrderItemsQuery = z.strictObject({
   limit: z.number().int().min(1).max(200).default(50).meta({ description: 'Page size.' }),
   cursor: z.string().min(1).max(512).optional().meta({ description: 'Opaque cursor from the previous page.' }),
-  from: InstantParam.optional().meta({ description: "Purchase time lower bound (inclusive), ISO 8601." }),
-  to: InstantParam.optional().meta({ description: 'Purchase time upper bound (exclusive), ISO 8601.' }),
+  from: InstantParam.optional().meta({ description: 'Purchase time lower bound (inclusive), ISO 8601; without an offset it is UTC.' }),
+  to: InstantParam.optional().meta({ description: 'Purchase time upper bound (exclusive), ISO 8601; without an offset it is UTC.' }),
   status: OrderStatus.optional(),
-  category: z.string().min(1).max(100).optional().meta({ description: 'English product category.' }),
+  category: z.string().min(1).max(100).optional().meta({ description: 'English product category, matched exactly (case and accents count).' }),
   orderId: HexId.optional(),
 });
 export type ListOrderItemsQuery = z.infer<typeof ListOrderItemsQuery>;
@@ -65,8 +65,8 @@ export const OrderItemParams = z.strictObject({
 export const SUMMARY_GROUPS = ['day', 'month', 'category'] as const;
 export const SummaryQuery = z.strictObject({
   groupBy: z.enum(SUMMARY_GROUPS),
-  from: InstantParam.optional().meta({ description: 'Purchase time lower bound (inclusive).' }),
-  to: InstantParam.optional().meta({ description: 'Purchase time upper bound (exclusive).' }),
+  from: InstantParam.optional().meta({ description: 'Purchase time lower bound (inclusive), ISO 8601; without an offset it is UTC.' }),
+  to: InstantParam.optional().meta({ description: 'Purchase time upper bound (exclusive), ISO 8601; without an offset it is UTC.' }),
 });
 
 export const SummaryBucket = z

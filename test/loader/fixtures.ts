@@ -1,5 +1,6 @@
 // A tiny hand-written folder in the Olist layout, for integration tests that need exact rows.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FILES, HEADERS, type FileKind } from '../../src/loader/contract.js';
@@ -70,3 +71,29 @@ export const ALL_TABLES = [
   'etl_batch_stage',
   'etl_rejected_row',
 ] as const;
+
+/** Reading and clearing a test database's tables. */
+export function tables(pool: Pool): {
+  rows<T = RowDataPacket>(sql: string, params?: unknown[]): Promise<T[]>;
+  countAll(): Promise<Record<string, number>>;
+  emptyAll(): Promise<void>;
+} {
+  const rows = async <T = RowDataPacket>(sql: string, params: unknown[] = []): Promise<T[]> => {
+    const [result] = await pool.query<RowDataPacket[]>(sql, params);
+    return result as T[];
+  };
+  return {
+    rows,
+    async countAll() {
+      const counts: Record<string, number> = {};
+      for (const table of ALL_TABLES) {
+        const [row] = await rows<{ n: number }>(`SELECT COUNT(*) AS n FROM \`${table}\``);
+        counts[table] = Number(row?.n);
+      }
+      return counts;
+    },
+    async emptyAll() {
+      for (const table of ALL_TABLES) await pool.query(`DELETE FROM \`${table}\``);
+    },
+  };
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FILES } from '../../src/loader/contract.js';
 import { LoadError, loadBatch } from '../../src/loader/load-batch.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { ALL_TABLES, baseRows, ID, writeFolder } from './fixtures.js';
+import { baseRows, ID, tables, writeFolder } from './fixtures.js';
 
 let db: TestDatabase;
 
@@ -18,27 +18,15 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function rows<T = RowDataPacket>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const [result] = await db.pool.query<RowDataPacket[]>(sql, params);
-  return result as T[];
-}
-
-async function countAll(): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const table of ALL_TABLES) {
-    const [row] = await rows<{ n: number }>(`SELECT COUNT(*) AS n FROM \`${table}\``);
-    counts[table] = Number(row?.n);
-  }
-  return counts;
-}
+const rows = <T = RowDataPacket>(sql: string, params: unknown[] = []): Promise<T[]> => tables(db.pool).rows<T>(sql, params);
+const countAll = (): Promise<Record<string, number>> => tables(db.pool).countAll();
+const emptyAll = (): Promise<void> => tables(db.pool).emptyAll();
 
 const seller = (id: string, city: string): string => `${id},"01001",${city},SP`;
 const extraSeller = (n: number): string => String(n).repeat(32).slice(0, 32);
 
 describe('loader: garbage rows', () => {
-  beforeEach(async () => {
-    for (const table of ALL_TABLES) await db.pool.query(`DELETE FROM \`${table}\``);
-  });
+  beforeEach(emptyAll);
 
   it('quarantines rows of any length: a row over 64 KiB whole, one over 1 MiB cut with a note', async () => {
     const data = baseRows();
@@ -172,9 +160,7 @@ describe('loader: garbage rows', () => {
 });
 
 describe('loader: refused before writing anything', () => {
-  beforeEach(async () => {
-    for (const table of ALL_TABLES) await db.pool.query(`DELETE FROM \`${table}\``);
-  });
+  beforeEach(emptyAll);
 
   it('refuses a file with carriage-return line ends at the header check', async () => {
     const folder = await writeFolder(baseRows());
@@ -227,7 +213,7 @@ describe('loader: a batch that fails mid-way', () => {
     const folder = await writeFolder(data);
     try {
       for (let run = 0; run < 3; run += 1) {
-        for (const table of ALL_TABLES) await db.pool.query(`DELETE FROM \`${table}\``);
+        await emptyAll();
         const failure = loadBatch({ databaseUrl: db.url, dir: folder.dir, chunkSize: 20 });
         await expect(failure).rejects.toMatchObject({ kind: 'failed' });
         await expect(failure).rejects.toThrow(/refused by a test trigger/);

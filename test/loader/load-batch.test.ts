@@ -8,7 +8,7 @@ import { generateToTempDir } from '../../src/generate/generate.js';
 import { FILES } from '../../src/loader/contract.js';
 import { LoadError, loadBatch } from '../../src/loader/load-batch.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { ALL_TABLES, baseRows, ID, writeFolder, type Folder } from './fixtures.js';
+import { ALL_TABLES, baseRows, ID, tables, writeFolder, type Folder } from './fixtures.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = promisify(execFile);
@@ -22,23 +22,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function rows<T = RowDataPacket>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const [result] = await db.pool.query<RowDataPacket[]>(sql, params);
-  return result as T[];
-}
-
-async function emptyAll(): Promise<void> {
-  for (const table of ALL_TABLES) await db.pool.query(`DELETE FROM \`${table}\``);
-}
-
-async function countAll(): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const table of ALL_TABLES) {
-    const [row] = await rows<{ n: number }>(`SELECT COUNT(*) AS n FROM \`${table}\``);
-    counts[table] = Number(row?.n);
-  }
-  return counts;
-}
+const rows = <T = RowDataPacket>(sql: string, params: unknown[] = []): Promise<T[]> => tables(db.pool).rows<T>(sql, params);
+const countAll = (): Promise<Record<string, number>> => tables(db.pool).countAll();
+const emptyAll = (): Promise<void> => tables(db.pool).emptyAll();
 
 const zeroCounts = Object.fromEntries(ALL_TABLES.map((t) => [t, 0]));
 

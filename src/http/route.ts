@@ -40,6 +40,9 @@ export interface RouteSpec<
   hidden?: boolean;
 }
 
+/** The query of a route that takes no query parameter: any one given is refused (400), not ignored. */
+export const NoQuery = z.strictObject({});
+
 type Input<S> = S extends z.ZodType ? z.output<S> : unknown;
 export interface RouteTypes<Q, P, B> extends RouteGenericInterface {
   Querystring: Input<Q>;

@@ -48,6 +48,9 @@ describe('400: the offending parameter is named', () => {
     ['/v1/order-items/not-an-id/1', 'orderId'],
     [`/v1/order-items/${'a'.repeat(32)}/0`, 'orderItemId'],
     ['/v1/orders/123', 'orderId'],
+    ['/v1/order-items?category=health_beauty%20', 'category'],
+    [`/v1/orders/${'a'.repeat(32)}?x=1`, 'x'],
+    [`/v1/order-items/${'a'.repeat(32)}/1?x=1`, 'x'],
     // Integers are decimal digits, not whatever Number() reads.
     ['/v1/order-items?limit=1e2', 'limit'],
     ['/v1/order-items?limit=0x10', 'limit'],

@@ -3,7 +3,7 @@ import { requireTenant } from '../../plugins/auth.js';
 import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, notFound } from '../../http/problem.js';
 import { PROBLEM_RESPONSES } from '../../http/responses.js';
-import { defineRoute } from '../../http/route.js';
+import { defineRoute, NoQuery } from '../../http/route.js';
 import { isoSecondToSql, parseIsoInstant, toSqlTimestamp } from '../../http/timestamps.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
 import { toOrderItem, type KeysetPosition, type OrderItemFilter } from './repository.js';
@@ -154,6 +154,7 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
       description: 'An item that does not exist and an item of another seller give the same 404.',
       tags: ['order-items'],
       access: { kind: 'tenant', scope: 'order-items:read' },
+      querystring: NoQuery,
       params: OrderItemParams,
       responses: { 200: { description: 'The order item', schema: OrderItem, headers: FRESHNESS_RESPONSE_HEADER }, ...PROBLEM_RESPONSES },
     },

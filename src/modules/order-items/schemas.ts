@@ -44,7 +44,15 @@ export const ListOrderItemsQuery = z.strictObject({
   from: InstantParam.optional().meta({ description: 'Purchase time lower bound (inclusive), ISO 8601; without an offset it is UTC.' }),
   to: InstantParam.optional().meta({ description: 'Purchase time upper bound (exclusive), ISO 8601; without an offset it is UTC.' }),
   status: OrderStatus.optional(),
-  category: z.string().min(1).max(100).optional().meta({ description: 'English product category, matched exactly (case and accents count).' }),
+  category: z
+    .string()
+    .min(1)
+    .max(100)
+    // No category starts or ends with white space (the loader refuses them), and the database's
+    // binary collation pads with spaces: 'toys ' would otherwise match 'toys'.
+    .regex(/^(?!\s)[\s\S]*(?<!\s)$/)
+    .optional()
+    .meta({ description: 'English product category, matched exactly (case and accents count; no space at either end).' }),
   orderId: HexId.optional(),
 });
 export type ListOrderItemsQuery = z.infer<typeof ListOrderItemsQuery>;

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { requireTenant } from '../../plugins/auth.js';
 import { notFound } from '../../http/problem.js';
 import { PROBLEM_RESPONSES } from '../../http/responses.js';
-import { defineRoute } from '../../http/route.js';
+import { defineRoute, NoQuery } from '../../http/route.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
 import { toOrderItem } from '../order-items/repository.js';
 import { Order, OrderParams } from './schemas.js';
@@ -18,6 +18,7 @@ export default async function orderRoutes(app: FastifyInstance): Promise<void> {
       description: 'An order in which the seller has no item gives the same 404 as an order that does not exist.',
       tags: ['orders'],
       access: { kind: 'tenant', scope: 'order-items:read' },
+      querystring: NoQuery,
       params: OrderParams,
       responses: { 200: { description: 'The order', schema: Order, headers: FRESHNESS_RESPONSE_HEADER }, ...PROBLEM_RESPONSES },
     },

@@ -102,7 +102,7 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
     origin: config.corsOrigins.length === 0 ? false : [...config.corsOrigins],
     methods: ['GET', 'PUT'],
     allowedHeaders: ['authorization', 'content-type'],
-    exposedHeaders: ['x-data-freshness', REQUEST_ID_HEADER, 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
+    exposedHeaders: ['x-data-freshness', REQUEST_ID_HEADER, 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
     maxAge: 600,
   });
   await app.register(rateLimit, {

@@ -293,6 +293,12 @@ describe('API4: resource limits', () => {
       const h = auth(alpha());
       const allowed = await http(`${tightBase}/v1/order-items?limit=1`, { headers: { ...h, origin: 'https://seller.example' } });
       expect(allowed.headers.get('access-control-allow-origin')).toBe('https://seller.example');
+      // Every header a browser script needs to read is exposed under the name the server sends.
+      const exposed = (allowed.headers.get('access-control-expose-headers') ?? '').split(/,\s*/);
+      for (const name of ['x-data-freshness', 'x-request-id', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) {
+        expect(allowed.headers.has(name), name).toBe(true);
+        expect(exposed, name).toContain(name);
+      }
       for (const origin of ['https://evil.example', 'https://seller.example.evil.example', 'null', 'http://seller.example']) {
         const denied = await http(`${tightBase}/v1/order-items?limit=1`, { headers: { ...h, origin } });
         expect(denied.headers.get('access-control-allow-origin'), origin).toBeNull();
@@ -494,6 +500,33 @@ describe('API8: security misconfiguration', () => {
     it('with a caller-supplied logger object (cannot switch redaction off)', async () => {
       // `redact: []` is a caller trying to turn redaction off; the type forbids it, so it is forced.
       assertRedacted(await capture((stream) => ({ logger: { level: 'info', stream, redact: [] } as unknown as Options['logger'] })));
+    });
+
+    it('a token sent in the query string (refused: 401) is not logged with the URL, nor a cursor', async () => {
+      const chunks: string[] = [];
+      const stream = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          chunks.push(chunk.toString());
+          done();
+        },
+      });
+      const logged = await buildApp(testConfig(db.url, { LOG_LEVEL: 'info' }), { logStream: stream });
+      await logged.ready();
+      const loggedBase = await listen(logged);
+      const token = mintToken({ sellerId: SELLERS.alpha, claims: { jti: randomBytes(8).toString('hex') } });
+      const [, payload, signature] = token.split('.') as [string, string, string];
+      const inQuery = await http(`${loggedBase}/v1/order-items?limit=1&access_token=${token}`);
+      expect(inQuery.status).toBe(401);
+      // Under any name: a JWS-shaped value is censored by its shape.
+      expect((await http(`${loggedBase}/v1/order-items?limit=1&t=${token}`)).status).toBe(401);
+      expect((await http(`${loggedBase}/v1/order-items?limit=1&cursor=secret-cursor-text`)).status).toBe(401);
+      await logged.close();
+      const raw = chunks.join('');
+      expect(raw).toContain('access_token=[redacted]');
+      expect(raw).toContain('/v1/order-items?limit=1');
+      expect(raw).not.toContain(signature);
+      expect(raw).not.toContain(payload);
+      expect(raw).not.toContain('secret-cursor-text');
     });
   });
 });

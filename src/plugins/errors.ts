@@ -214,6 +214,11 @@ async function errorsPlugin(app: FastifyInstance): Promise<void> {
       return sendProblem(reply, 'unsupportedMediaType', 415, 'the request body must be application/json');
     }
     // Fastify's own 4xx errors (body too large, bad JSON) carry safe messages.
+    if (status === 400 && (error.code?.startsWith('FST_ERR_CTP_') === true || error instanceof SyntaxError)) {
+      // The body could not be read as JSON (empty, malformed, a forbidden __proto__ key): a 400
+      // names what is wrong, and here that is the body as a whole.
+      return sendProblem(reply, 'badRequest', 400, `body: ${error.message}`, [{ name: 'body', in: 'body', reason: error.message }]);
+    }
     return sendProblem(reply, kindForStatus(status), status, error.message);
   });
 

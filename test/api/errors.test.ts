@@ -69,6 +69,23 @@ describe('400: the offending parameter is named', () => {
   });
 });
 
+describe('400: a body that is not JSON is named as the body', () => {
+  const service = (): string => mintToken({ scope: 'pipeline:write', claims: { iss: 'https://issuer.test', aud: 'order-items-api' } });
+  it.each([
+    ['empty', ''],
+    ['malformed', '{"startedAt":'],
+    ['a __proto__ key', '{"__proto__":{"admin":true},"startedAt":"2026-01-01T00:00:00Z","status":"running"}'],
+  ])('%s → 400 with invalidParams naming body', async (_name, body) => {
+    const response = await request(app.server)
+      .put('/v1/pipeline/batches/b-body-errors/stages/source')
+      .set(bearer(service()))
+      .set('content-type', 'application/json')
+      .send(body);
+    expectProblem(response, 400);
+    expect(response.body.invalidParams).toEqual([{ name: 'body', in: 'body', reason: expect.any(String) }]);
+  });
+});
+
 describe('401: with WWW-Authenticate: Bearer', () => {
   const cases: [string, Record<string, string>][] = [
     ['missing token', {}],

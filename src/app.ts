@@ -20,7 +20,7 @@ import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
 import openapiPlugin from './plugins/openapi.js';
 import repositoriesPlugin from './plugins/repositories.js';
-import securityPlugin from './plugins/security.js';
+import securityPlugin, { CORS_EXPOSED_HEADERS, responseHeaders } from './plugins/security.js';
 
 type LogDestination = NonNullable<FastifyLoggerOptions['stream']>;
 
@@ -154,7 +154,12 @@ const validatorFactory: NonNullable<NonNullable<FastifyServerOptions['schemaCont
 };
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const gate = new PressureGate({ ...config.loadShedding, corsOrigins: config.corsOrigins });
+  const gate = new PressureGate({
+    ...config.loadShedding,
+    corsOrigins: config.corsOrigins,
+    corsExposedHeaders: CORS_EXPOSED_HEADERS,
+    responseHeaders: responseHeaders(),
+  });
   const serverOptions: FastifyServerOptions = {
     logger: loggerOptions(config, options),
     bodyLimit: config.bodyLimitBytes,

@@ -14,6 +14,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { CpuUsageMeter } from './cpu-budget.js';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './problem.js';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 
 export const PRESSURE_SIGNALS = ['eventLoopDelay', 'cpu', 'inFlight'] as const;
 export type PressureSignal = (typeof PRESSURE_SIGNALS)[number];
@@ -32,6 +33,10 @@ export interface PressureLimits {
   retryAfterSeconds: number;
   /** Origins allowed by CORS: a refused browser request must still be readable by its page. */
   corsOrigins: readonly string[];
+  /** The headers CORS exposes to an allowed origin's scripts (Retry-After among them). */
+  corsExposedHeaders?: readonly string[];
+  /** The headers every response carries (security headers, Cache-Control), refusals included. */
+  responseHeaders?: Readonly<Record<string, string>>;
 }
 
 /** Never refused: an overloaded replica is alive, and its readiness is the balancer's business. */
@@ -144,16 +149,21 @@ export class PressureGate {
   private refuse(request: IncomingMessage, response: ServerResponse, signal: PressureSignal): void {
     this.onShed(signal);
     const headers: Record<string, string | number> = {
+      ...this.limits.responseHeaders,
       'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
       'content-length': Buffer.byteLength(this.body),
       'retry-after': String(this.limits.retryAfterSeconds),
       'cache-control': 'no-store',
       'x-content-type-options': 'nosniff',
+      // Fastify never sees this request: the id is made here, by the same rule as genReqId.
+      [REQUEST_ID_HEADER]: requestIdOf(request),
     };
     const origin = request.headers.origin;
     if (origin !== undefined && this.limits.corsOrigins.includes(origin)) {
       headers['access-control-allow-origin'] = origin;
       headers.vary = 'Origin';
+      const exposed = this.limits.corsExposedHeaders ?? [];
+      if (exposed.length > 0) headers['access-control-expose-headers'] = exposed.join(', ');
     }
     // The request body (if any) is not read: ask the client to close rather than parse it.
     if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {

@@ -65,6 +65,16 @@ let standardHeaders: Readonly<Record<string, string>> | undefined;
  * REST; a route may still set its own policy). Set by this plugin's onRequest hook, and by the
  * answers written before any hook runs (a URL Fastify cannot route, a request Node cannot parse).
  */
+/** The response headers a browser script of an allowed origin may read. */
+export const CORS_EXPOSED_HEADERS = [
+  'x-data-freshness',
+  REQUEST_ID_HEADER,
+  'retry-after',
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+] as const;
+
 export function responseHeaders(): Readonly<Record<string, string>> {
   standardHeaders ??= Object.freeze({ ...securityHeaders(), 'cache-control': 'no-store' });
   return standardHeaders;
@@ -102,7 +112,7 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
     origin: config.corsOrigins.length === 0 ? false : [...config.corsOrigins],
     methods: ['GET', 'PUT'],
     allowedHeaders: ['authorization', 'content-type'],
-    exposedHeaders: ['x-data-freshness', REQUEST_ID_HEADER, 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
+    exposedHeaders: [...CORS_EXPOSED_HEADERS],
     maxAge: 600,
   });
   await app.register(rateLimit, {

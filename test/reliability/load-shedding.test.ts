@@ -131,7 +131,7 @@ describe('in-flight limit', () => {
   let app: FastifyInstance;
   let baseUrl: string;
   beforeAll(async () => {
-    app = await buildTestApp(db.url, { LOAD_SHED_MAX_IN_FLIGHT: '1', FRESHNESS_CACHE_MS: '600000' });
+    app = await buildTestApp(db.url, { LOAD_SHED_MAX_IN_FLIGHT: '1', FRESHNESS_CACHE_MS: '600000', CORS_ORIGINS: 'https://app.example' });
     baseUrl = await listen(app);
     await waitUntil(async () => (await timedFetch(baseUrl, LIST, SELLERS.alpha)).status === 200, 5000);
   });
@@ -149,6 +149,17 @@ describe('in-flight limit', () => {
       expectUnavailable(refused);
       expect(refused.ms).toBeLessThan(150);
       expect(await shedCount(app, 'inFlight')).toBe(1);
+      // A refusal is a response like any other: request id, security headers, and a Retry-After
+      // a browser page of an allowed origin can read.
+      const fromPage = await fetch(`${baseUrl}${LIST}`, { headers: { origin: 'https://app.example', 'x-request-id': 'mine-123' } });
+      await fromPage.text();
+      expect(fromPage.status).toBe(503);
+      expect(fromPage.headers.get('x-request-id')).toBe('mine-123');
+      expect(fromPage.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+      expect(fromPage.headers.get('strict-transport-security')).not.toBeNull();
+      expect(fromPage.headers.get('access-control-allow-origin')).toBe('https://app.example');
+      expect(fromPage.headers.get('access-control-expose-headers')).toMatch(/retry-after/);
+      expect(refused.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       expect((await timedFetch(baseUrl, '/healthz')).status).toBe(200);
       expect((await timedFetch(baseUrl, '/readyz')).status).toBe(200);
       await locker.query('UNLOCK TABLES');

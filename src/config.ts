@@ -41,6 +41,9 @@ const envSchema = z
     JWT_SECRET: optionalText,
     JWT_PUBLIC_KEY: optionalText,
     JWT_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    // How long a fetched key set is used before it is fetched again: a key the identity provider
+    // removes stops being trusted within this time (plus the 60 s a verified token is reused).
+    JWT_JWKS_MAX_AGE_SECONDS: positiveInt(86_400).default(300),
     JWT_ISSUER: optionalText,
     JWT_AUDIENCE: optionalText,
     JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
@@ -122,7 +125,7 @@ const envSchema = z
 export type JwtKeyConfig =
   | { kind: 'secret'; secret: string }
   | { kind: 'public-key'; pem: string }
-  | { kind: 'jwks'; url: string };
+  | { kind: 'jwks'; url: string; maxAgeMs: number };
 
 export interface Config {
   readonly databaseUrl: string;
@@ -185,7 +188,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ? { kind: 'secret', secret: e.JWT_SECRET }
       : e.JWT_PUBLIC_KEY !== undefined
         ? { kind: 'public-key', pem: e.JWT_PUBLIC_KEY.trim() }
-        : { kind: 'jwks', url: e.JWT_JWKS_URL as string };
+        : { kind: 'jwks', url: e.JWT_JWKS_URL as string, maxAgeMs: e.JWT_JWKS_MAX_AGE_SECONDS * 1000 };
   return deepFreeze({
     databaseUrl: e.DATABASE_URL,
     host: e.HOST,

@@ -4,9 +4,9 @@ import { createPublicKey } from 'node:crypto';
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import fp from 'fastify-plugin';
-import buildGetJwks from 'get-jwks';
 import type { Config, JwtKeyConfig } from '../config.js';
 import { TenantScope, isSellerId } from '../auth/tenant-scope.js';
+import { JwksKeyStore, SigningKeysUnavailableError } from '../auth/jwks-key-store.js';
 import { VerifiedTokenCache } from '../auth/verified-token-cache.js';
 import { HttpProblem } from '../http/problem.js';
 import type { Access, Scope } from '../http/route.js';
@@ -16,6 +16,7 @@ const issueTenantScope = TenantScope.claimIssuer();
 export const MAX_TOKEN_BYTES = 8192;
 /** After a JWKS refetch that did not know a kid, other unknown kids are refused this long. */
 export const JWKS_MISS_COOLDOWN_MS = 10_000;
+const JWKS_FETCH_TIMEOUT_MS = 5_000;
 /** A verified token is reused at most this long, so that a JWKS key rotation takes effect. */
 export const VERIFIED_TOKEN_MAX_AGE_MS = 60_000;
 const VERIFIED_TOKEN_CACHE_ENTRIES = 2_000;
@@ -90,16 +91,9 @@ function jwtSecret(key: JwtKeyConfig): FastifyJWTOptions['secret'] {
       // Verify-only: there is no private half, so this service can never mint tokens.
       return { public: key.pem, private: '' };
     case 'jwks': {
-      const url = new URL(key.url);
-      const getJwks = buildGetJwks({ max: 100, ttl: 10 * 60 * 1000, jwksPath: url.pathname });
-      // Kids that resolved once. An unknown kid makes get-jwks refetch the set (key rotation);
-      // after a refetch that did not find the kid, other unknown kids are refused without a
-      // fetch for JWKS_MISS_COOLDOWN_MS, so a flood of random kids cannot turn this service into
-      // an amplifier against the identity provider.
-      const knownKeys = new Set<string>();
-      let refetchAllowedAt = 0;
-      // The key is looked up by `kid` at the configured URL only: `jku`, `x5u` and `jwk` headers
-      // are never followed. get-jwks refetches the set when a kid is unknown.
+      const store = new JwksKeyStore(key.url, { maxAgeMs: key.maxAgeMs, missCooldownMs: JWKS_MISS_COOLDOWN_MS, fetchTimeoutMs: JWKS_FETCH_TIMEOUT_MS });
+      // The key is looked up by `kid` in the configured set only: `jku`, `x5u` and `jwk` headers
+      // are never followed.
       return (_request, tokenOrHeader, callback) => {
         // With decode.complete the callback receives {header, payload}: kid and alg must come
         // from the protected header, never from claims the token's author chose.
@@ -113,21 +107,18 @@ function jwtSecret(key: JwtKeyConfig): FastifyJWTOptions['secret'] {
           callback(new AuthError('token has no usable kid'), undefined);
           return;
         }
-        const cacheKey = `${alg}:${kid}`;
-        if (!knownKeys.has(cacheKey) && Date.now() < refetchAllowedAt) {
-          callback(new AuthError('token signing key is unknown'), undefined);
-          return;
-        }
-        getJwks.getPublicKey({ domain: url.origin, kid, alg }).then(
-          (pem) => {
-            if (knownKeys.size >= 1000) knownKeys.clear();
-            knownKeys.add(cacheKey);
-            callback(null, pem);
-          },
-          () => {
-            refetchAllowedAt = Date.now() + JWKS_MISS_COOLDOWN_MS;
-            callback(new AuthError('token signing key is unknown'), undefined);
-          },
+        store.keyFor(kid, alg).then(
+          (pem) => callback(null, pem),
+          (error: unknown) =>
+            callback(
+              error instanceof SigningKeysUnavailableError
+                ? // Whether the token is valid cannot be known now: not the caller's fault (401).
+                  new HttpProblem('unavailable', 503, 'the signing keys cannot be fetched; retry later', undefined, {
+                    'retry-after': String(Math.ceil(JWKS_MISS_COOLDOWN_MS / 1000)),
+                  })
+                : new AuthError('token signing key is unknown'),
+              undefined,
+            ),
         );
       };
     }
@@ -192,7 +183,10 @@ async function verify(request: FastifyRequest, token: string, verified: Verified
   try {
     claims = await request.jwtVerify<Record<string, unknown>>();
   } catch (error) {
-    if (error instanceof AuthError) throw error;
+    if (error instanceof HttpProblem) throw error;
+    // fast-jwt wraps what the key callback failed with.
+    const cause: unknown = typeof error === 'object' && error !== null && 'originalError' in error ? error.originalError : undefined;
+    if (cause instanceof HttpProblem) throw cause;
     throw new AuthError(describeJwtError(error));
   }
   const result = verifiedClaims(claims);

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JWKS_MISS_COOLDOWN_MS } from '../../src/plugins/auth.js';
 import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -105,19 +105,35 @@ describe('JWT_PUBLIC_KEY with an EC P-256 key (ES256 only)', () => {
   });
 });
 
-/** A JWKS server that counts its requests; `keys` can change between requests (rotation). */
-function jwksServer(): Promise<{ server: Server; url: string; hits: () => number; keys: Record<string, unknown>[] }> {
+/**
+ * A JWKS server that counts its requests; `keys` can change between requests (rotation, removal)
+ * and `down(true)` makes it answer 503 (the identity provider unreachable).
+ */
+function jwksServer(): Promise<{ server: Server; url: string; hits: () => number; keys: Record<string, unknown>[]; down: (value: boolean) => void }> {
   const keys: Record<string, unknown>[] = [];
   let count = 0;
+  let isDown = false;
   const server = createServer((_request, response) => {
     count += 1;
+    if (isDown) {
+      response.writeHead(503).end();
+      return;
+    }
     response.writeHead(200, { 'content-type': 'application/json' });
     response.end(JSON.stringify({ keys }));
   });
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as AddressInfo;
-      resolve({ server, url: `http://127.0.0.1:${port}/.well-known/jwks.json`, hits: () => count, keys });
+      resolve({
+        server,
+        url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+        hits: () => count,
+        keys,
+        down: (value) => {
+          isDown = value;
+        },
+      });
     });
   });
 }
@@ -194,5 +210,55 @@ describe('JWT_JWKS_URL: keys come from the configured set only', () => {
     // Known keys still work during the cooldown.
     expect((await get(craft({ alg: 'RS256', kid: 'k1' }, claims(), { kind: 'rsa', bits: 256, key: rsa.privateKey }))).status).toBe(200);
     expect(attacker.hits()).toBe(0);
+  });
+});
+
+describe('JWT_JWKS_URL: a key removed from the set, and the identity provider down', () => {
+  // Each test has its own app (its own key store: a miss cooldown of one does not reach the other).
+  let app: FastifyInstance;
+  let base: string;
+  let idp: Awaited<ReturnType<typeof jwksServer>>;
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+  beforeEach(async () => {
+    idp = await jwksServer();
+    idp.keys.push(jwk(rsa.publicKey, 'k1', 'RS256'), jwk(other.publicKey, 'k2', 'RS256'));
+    ({ app, base } = await serve({ JWT_JWKS_URL: idp.url, JWT_JWKS_MAX_AGE_SECONDS: '1' }));
+  });
+  afterEach(async () => {
+    await app?.close();
+    idp?.server.close();
+  });
+
+  // A new token each time (its own jti): a token verified before is reused without a key lookup.
+  const token = (kid: string, key: KeyObject): string =>
+    craft({ alg: 'RS256', kid }, { ...claims(), jti: `${kid}-${Math.random()}` }, { kind: 'rsa', bits: 256, key });
+  const get = (jws: string) => http(base + ITEMS, { headers: auth(jws) });
+
+  it('stops accepting a removed key once the set is older than JWT_JWKS_MAX_AGE_SECONDS', async () => {
+    expect((await get(token('k1', rsa.privateKey))).status).toBe(200);
+    idp.keys.splice(0, 1); // k1 revoked
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const hits = idp.hits();
+    expectUnauthorized(await get(token('k1', rsa.privateKey)), 'removed key');
+    expectUnauthorized(await get(token('k1', rsa.privateKey)), 'removed key, again');
+    // One fetch (the set was stale), not one per request.
+    expect(idp.hits() - hits).toBe(1);
+    expect((await get(token('k2', other.privateKey))).status).toBe(200);
+  });
+
+  it('with the provider down: a known key still works, an unknown kid is 503 + Retry-After (its validity cannot be known)', async () => {
+    expect((await get(token('k2', other.privateKey))).status).toBe(200);
+    idp.down(true);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_100)); // the set is stale: a refresh is tried, and fails
+      expect((await get(token('k2', other.privateKey))).status).toBe(200);
+      const unknown = await get(token('k9', other.privateKey));
+      expect(unknown.status).toBe(503);
+      expect(unknown.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    } finally {
+      idp.down(false);
+    }
   });
 });

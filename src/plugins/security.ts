@@ -114,11 +114,15 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
     allowedHeaders: ['authorization', 'content-type'],
     exposedHeaders: [...CORS_EXPOSED_HEADERS],
     maxAge: 600,
+    // An OPTIONS request without Access-Control-Request-Method is answered like a preflight
+    // rather than with the plugin's own text/plain 400.
+    strictPreflight: false,
   });
   await app.register(rateLimit, {
     global: true,
-    // After authentication, so the key is the verified tenant and not something a caller picks.
-    hook: 'preHandler',
+    // After authentication (onRequest), so the key is the verified tenant and not something a
+    // caller picks; before validation, so that invalid requests count too.
+    hook: 'preValidation',
     max: config.rateLimit.max,
     timeWindow: config.rateLimit.windowMs,
     keyGenerator: rateLimitKey,

@@ -284,6 +284,8 @@ describe('API4: resource limits', () => {
       expect(limited.text).not.toContain('"items"');
       // A fresh token of the same seller shares the bucket: the key is the tenant, not the token.
       expect((await http(`${tightBase}/v1/order-items?limit=1`, { headers: auth(seller(SELLERS.gamma)) })).status).toBe(429);
+      // Invalid requests count too: the limiter runs before validation.
+      expect((await http(`${tightBase}/v1/order-items?limit=0`, { headers: gamma })).status).toBe(429);
       expect((await http(`${tightBase}/v1/order-items?limit=1`, { headers: auth(seller(SELLERS.beta)) })).status).toBe(200);
       // Probes are not limited.
       expect((await http(`${tightBase}/healthz`)).status).toBe(200);
@@ -314,6 +316,9 @@ describe('API4: resource limits', () => {
         headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
       });
       expect(evilPreflight.headers.get('access-control-allow-origin')).toBeNull();
+      // An OPTIONS without Access-Control-Request-Method: no text/plain 400 from the CORS plugin.
+      const loose = await http(`${tightBase}/v1/order-items`, { method: 'OPTIONS', headers: { origin: 'https://admin.example' } });
+      expect(loose.status).toBe(204);
     });
   });
 });

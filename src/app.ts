@@ -14,7 +14,7 @@ import pipelineMonitor from './modules/pipeline/monitor.js';
 import pipelineRoutes from './modules/pipeline/routes.js';
 import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
-import errorsPlugin, { answerClientError, answerFrameworkError } from './plugins/errors.js';
+import errorsPlugin, { answerClientError, answerFrameworkError, answerMissingHost } from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
 import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -130,6 +130,9 @@ export function loggerOptions(config: Config, options: BuildOptions): FastifyLog
 }
 
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_CHECK_MS = 1_000;
+/** The socket's idle timeout exceeds the request timeout by this, so that the 408 is sent first. */
+const SOCKET_TIMEOUT_MARGIN_MS = 2 * REQUEST_TIMEOUT_CHECK_MS;
 
 /** Fastify's own validator factory (ajv), built with the server's `ajv` options. */
 const buildAjvValidator = AjvCompiler();
@@ -164,16 +167,32 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     logger: loggerOptions(config, options),
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs + SOCKET_TIMEOUT_MARGIN_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // The HTTP server is built here so that the load-shedding gate sees a request before Fastify
     // does; it gets the settings above, which Fastify applies only to a server it builds itself.
     serverFactory: (handler) => {
-      // Stated rather than inherited from Node's default: larger request heads get 431.
-      const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, gate.guard(handler));
+      const guarded = gate.guard(handler);
+      const server = http.createServer(
+        {
+          // Stated rather than inherited from Node's default: larger request heads get 431.
+          maxHeaderSize: MAX_HEADER_BYTES,
+          // A request not received in time gets a 408 (clientErrorHandler): Node checks at this
+          // interval (30 s by default), and the socket's idle timeout comes later, or it would
+          // close the connection without a word first.
+          requestTimeout: config.requestTimeoutMs,
+          headersTimeout: config.requestTimeoutMs,
+          connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS,
+          // Node's own answer to a missing Host is an empty 400: answered below instead.
+          requireHostHeader: false,
+        },
+        (request, response) => {
+          if (request.headers.host === undefined && request.httpVersion === '1.1') answerMissingHost(request, response);
+          else guarded(request, response);
+        },
+      );
       server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-      server.requestTimeout = config.requestTimeoutMs;
-      server.setTimeout(config.requestTimeoutMs);
+      server.setTimeout(config.requestTimeoutMs + SOCKET_TIMEOUT_MARGIN_MS);
       return server;
     },
     return503OnClosing: true,

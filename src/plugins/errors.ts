@@ -2,7 +2,7 @@
 // never sent. That includes what fails before routing (Fastify's `frameworkErrors`) and before
 // Fastify sees a request at all (Node's HTTP parser: the `clientErrorHandler`).
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -14,7 +14,7 @@ import {
   type InvalidParam,
   type ProblemKind,
 } from '../http/problem.js';
-import { REQUEST_ID_HEADER } from '../http/request-id.js';
+import { REQUEST_ID_HEADER, requestIdOf } from '../http/request-id.js';
 import { RouteTable, routerConfigOf } from '../http/route-table.js';
 import { responseHeaders } from './security.js';
 
@@ -172,6 +172,22 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
   }
   socket.destroy();
+}
+
+/**
+ * An HTTP/1.1 request without a Host header (RFC 9112 §3.2: a 400), answered before Fastify sees
+ * it, with the headers every response carries; the connection is closed.
+ */
+export function answerMissingHost(request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify(problemBody('badRequest', 400, 'an HTTP/1.1 request must carry a Host header'));
+  response.writeHead(400, {
+    ...responseHeaders(),
+    [REQUEST_ID_HEADER]: requestIdOf(request),
+    'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+  });
+  response.end(body);
 }
 
 async function errorsPlugin(app: FastifyInstance): Promise<void> {

@@ -42,9 +42,9 @@ interface RawResponse {
 }
 
 /** Writes `raw` on a fresh connection and reads until the server closes it. */
-function exchange(raw: string | Buffer): Promise<RawResponse> {
+function exchange(raw: string | Buffer, toPort = port): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect(toPort, '127.0.0.1');
     const chunks: Buffer[] = [];
     let closed = false;
     const timer = setTimeout(() => {
@@ -134,6 +134,26 @@ describe('requests the HTTP parser refuses → problem+json on the socket, then 
   ])('%s → 400', async (_name, raw) => {
     const routed = await routedHeaders();
     expectProblemResponse(await exchange(raw), 400, 'invalid-request', routed);
+  });
+
+  it('an HTTP/1.1 request without a Host header → 400 (not Node\'s empty one)', async () => {
+    const routed = await routedHeaders();
+    expectProblemResponse(await exchange('GET /healthz HTTP/1.1\r\n\r\n'), 400, 'invalid-request', routed);
+  });
+
+  it('a request head that never completes → 408 at REQUEST_TIMEOUT_MS (not a silent close)', async () => {
+    const routed = await routedHeaders();
+    const slow = await buildTestApp(db.url, { REQUEST_TIMEOUT_MS: '1000' });
+    try {
+      const slowPort = Number(new URL(await listen(slow)).port);
+      const started = performance.now();
+      const response = await exchange('GET /healthz HTTP/1.1\r\nHost: x\r\n', slowPort);
+      expectProblemResponse(response, 408, 'request-timeout', routed);
+      // Node checks every second: the answer comes between 1 and ~2 s, before the socket's own timeout.
+      expect(performance.now() - started).toBeLessThan(2_900);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('a request head over the header size limit → 431', async () => {

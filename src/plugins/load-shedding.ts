@@ -21,7 +21,7 @@ async function loadSheddingPlugin(app: FastifyInstance, options: { gate: Pressur
   for (const reason of PRESSURE_SIGNALS) shed.inc({ reason }, 0);
   new Gauge({
     name: 'http_admitted_ratio',
-    help: 'Fraction of incoming requests the load shedder admits (1 = no shedding)',
+    help: 'Fraction of incoming requests the CPU and event-loop signals admit (1 = none shed by them; in-flight refusals are counted in http_requests_shed_total{reason="inFlight"})',
     registers: [app.metrics.registry],
     collect() {
       this.set(gate.admittedFraction);

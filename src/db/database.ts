@@ -114,44 +114,76 @@ export class Database {
 
   /**
    * Runs `work` in one transaction on one connection; rolled back when it throws. Statements
-   * inside are timed under the transaction's name.
+   * inside are timed under the transaction's name (one observation per call, retries included).
+   *
+   * When the server picks the transaction as a deadlock victim (ER_LOCK_DEADLOCK, 1213) or a lock
+   * wait times out (ER_LOCK_WAIT_TIMEOUT, 1205), the transaction is rolled back and `work` runs
+   * again from the start on a fresh transaction, up to 5 attempts in all, after a short jittered
+   * backoff. `work` must therefore be safe to re-run: it may only touch the database through `tx`
+   * (rolled back with the failed attempt) and must not have other side effects, nor carry state
+   * from one run to the next.
    */
   async transaction<T>(queryName: string, work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const MAX_ATTEMPTS = 5;
+    const BACKOFF_BASE_MS = 10;
+    // ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK: the statement was fine, the timing was not.
+    const RETRYABLE_ERRNOS = new Set([1205, 1213]);
+    const isRetryable = (error: unknown): boolean => RETRYABLE_ERRNOS.has(errorNumber(error) ?? 0);
+
+    const attempt = async (): Promise<T> => {
+      let connection: PoolConnection | undefined;
+      let healthy = true;
+      try {
+        connection = await this.acquire();
+        const active = connection;
+        // BEGIN and COMMIT have the statements' deadline too: a server that stops answering
+        // there would otherwise hold the request until the client gives up.
+        await this.withinDeadline(active, active.beginTransaction());
+        const tx: Transaction = {
+          select: async <R extends RowDataPacket>(sql: string, params: SqlValue[]) => {
+            const [rows] = await this.withinDeadline(active, active.execute({ sql, timeout: this.options.queryTimeoutMs }, params));
+            return rows as R[];
+          },
+          write: async (sql: string, params: SqlValue[]) => {
+            const [result] = await this.withinDeadline(active, active.execute({ sql, timeout: this.options.queryTimeoutMs }, params));
+            return result as ResultSetHeader;
+          },
+        };
+        try {
+          const result = await work(tx);
+          await this.withinDeadline(active, active.commit());
+          return result;
+        } catch (error) {
+          await active.rollback().catch(() => undefined);
+          throw error;
+        }
+      } catch (error) {
+        healthy = !isConnectionError(error);
+        throw this.translate(error);
+      } finally {
+        if (connection !== undefined) {
+          if (healthy) connection.release();
+          else connection.destroy();
+        }
+      }
+    };
+
     const started = process.hrtime.bigint();
     let outcome: 'ok' | 'error' = 'error';
-    let connection: PoolConnection | undefined;
-    let healthy = true;
     try {
-      connection = await this.acquire();
-      const active = connection;
-      await active.beginTransaction();
-      const tx: Transaction = {
-        select: async <R extends RowDataPacket>(sql: string, params: SqlValue[]) => {
-          const [rows] = await this.withinDeadline(active, active.execute({ sql, timeout: this.options.queryTimeoutMs }, params));
-          return rows as R[];
-        },
-        write: async (sql: string, params: SqlValue[]) => {
-          const [result] = await this.withinDeadline(active, active.execute({ sql, timeout: this.options.queryTimeoutMs }, params));
-          return result as ResultSetHeader;
-        },
-      };
-      try {
-        const result = await work(tx);
-        await active.commit();
-        outcome = 'ok';
-        return result;
-      } catch (error) {
-        await active.rollback().catch(() => undefined);
-        throw error;
+      for (let attempts = 1; ; attempts += 1) {
+        try {
+          const result = await attempt();
+          outcome = 'ok';
+          return result;
+        } catch (error) {
+          if (attempts >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
+          // Full jitter: the transactions that collided must not collide again in step.
+          const ceilingMs = BACKOFF_BASE_MS * 2 ** (attempts - 1);
+          await new Promise<void>((resolve) => setTimeout(resolve, 1 + Math.random() * ceilingMs));
+        }
       }
-    } catch (error) {
-      healthy = !isConnectionError(error);
-      throw this.translate(error);
     } finally {
-      if (connection !== undefined) {
-        if (healthy) connection.release();
-        else connection.destroy();
-      }
       this.options.observe?.(queryName, Number(process.hrtime.bigint() - started) / 1e9, outcome);
     }
   }

@@ -100,4 +100,18 @@ describe('Database.select, the server stops answering', () => {
     }
     expect(await probe('SELECT ? AS v', 'answered again')).toBe('answered again');
   });
+
+  it('fails a transaction whose BEGIN is unanswered at the deadline, then serves again', async () => {
+    expect(await probe('SELECT ? AS v', 'warm')).toBe('warm'); // the pool's one connection is open
+    proxy.stall();
+    try {
+      const started = performance.now();
+      const work = proxied.transaction('stalled', async (tx) => tx.select('SELECT ? AS v', ['in tx']));
+      await expect(work).rejects.toBeInstanceOf(DatabaseUnavailableError);
+      expect(performance.now() - started).toBeLessThan(2_500);
+    } finally {
+      proxy.resume();
+    }
+    expect(await probe('SELECT ? AS v', 'answered again')).toBe('answered again');
+  });
 });

@@ -68,32 +68,41 @@ export class AppMetrics {
     });
     this.stageRunning = new Gauge({
       name: 'order_items_pipeline_stage_running_seconds',
-      help: 'Age of the oldest started but unfinished run of each stage (0 when none).',
+      help:
+        'Age of the oldest started but unfinished run of each stage (0 when none); for stage api, time since staging ended for the oldest staged batch not served yet.',
       labelNames: ['stage'],
       registers,
     });
     this.batchFirstServed = new Gauge({
       name: 'order_items_batch_first_served_seconds',
-      help: 'Time from ingestion to first served request, for the newest batch the API has served.',
+      help: 'Time from ingestion to first served request, for the newest batch the API has served (absent before any).',
       registers,
     });
+    // A gauge without labels starts at 0: "served 0 s after ingestion" is a lie before any batch
+    // was served, so the series stays absent until there is a value.
+    this.batchFirstServed.remove();
     const metrics = this;
+    // Absent, not 0, while no batch has been staged: 0 would read as perfectly fresh data and
+    // keep absence-based alerts (OrderItemsNoNewBatch) quiet.
     this.freshness = new Gauge({
       name: 'order_items_freshness_seconds',
-      help: 'Age of the newest batch whose staging stage succeeded.',
+      help: 'Age of the newest batch whose staging stage succeeded (absent before any).',
       registers,
       collect() {
         const newest = metrics.#freshnessSource();
-        if (newest !== null) this.set((Date.now() - newest.ingestedAtMs) / 1000);
+        if (newest === null) this.remove();
+        // An ingestion time ahead of this clock must not make the data look younger than new.
+        else this.set(Math.max(0, (Date.now() - newest.ingestedAtMs) / 1000));
       },
     });
     this.lastStagedBatchTimestamp = new Gauge({
       name: 'order_items_last_staged_batch_timestamp_seconds',
-      help: 'Unix time of the ingestion of the newest batch whose staging stage succeeded.',
+      help: 'Unix time of the ingestion of the newest batch whose staging stage succeeded (absent before any).',
       registers,
       collect() {
         const newest = metrics.#freshnessSource();
-        if (newest !== null) this.set(newest.ingestedAtMs / 1000);
+        if (newest === null) this.remove();
+        else this.set(newest.ingestedAtMs / 1000);
       },
     });
     this.rejectedRows = new Counter({

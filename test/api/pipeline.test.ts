@@ -220,3 +220,140 @@ describe('the API’s own stage', () => {
     expect(rows).toEqual([{ started_at: '2026-03-01 00:00:02.000', finished_at: '2026-03-01 00:00:02.000' }]);
   });
 });
+
+describe('concurrent first reports of a batch (audit: deadlock on INSERT IGNORE INTO etl_batch)', () => {
+  it('when 20 reports of different stages for a new batch arrive at once, then every one succeeds and one row per stage is created', async () => {
+    const stages = ['source', 'landing', 'bronze', 'silver', 'gold', 'staging'];
+    const body = { startedAt: '2026-11-28T20:00:00Z', status: 'running' };
+    // A few new batches: the deadlock showed on ~40% of the responses, one batch is not always enough.
+    for (const batchId of ['b-race-1', 'b-race-2', 'b-race-3']) {
+      const responses = await Promise.all(Array.from({ length: 20 }, (_, n) => put(batchId, stages[n % stages.length] as string, body)));
+      const statuses = responses.map((r) => r.status);
+      expect(statuses.filter((s) => s !== 200 && s !== 201), JSON.stringify(responses.map((r) => r.body))).toEqual([]);
+      expect(statuses.filter((s) => s === 201)).toHaveLength(stages.length);
+      const [rows] = await db.pool.query('SELECT COUNT(*) AS n FROM etl_batch_stage WHERE batch_id = ?', [batchId]);
+      expect(rows).toEqual([{ n: stages.length }]);
+    }
+  });
+});
+
+describe('pipeline times (audit: out-of-range, non-RFC 3339 and future times)', () => {
+  const count = async (batchId: string): Promise<number> => {
+    const [rows] = await db.pool.query('SELECT COUNT(*) AS n FROM etl_batch WHERE batch_id = ?', [batchId]);
+    return Number((rows as { n: number }[])[0]?.n);
+  };
+  const inMinutes = (minutes: number): string => new Date(Date.now() + minutes * 60_000).toISOString();
+
+  it.each([
+    [{ startedAt: '2026-01-01T00:00:00Z', status: 'running', ingestedAt: '9999-12-31T23:59:59-01:00' }, 'ingestedAt'],
+    [{ startedAt: '1000-01-01T00:30:00+01:00', status: 'running', ingestedAt: '2026-01-01T00:00:00Z' }, 'startedAt'],
+    [{ startedAt: '0999-12-31T23:59:59Z', status: 'running' }, 'startedAt'],
+    [{ startedAt: '1969-12-31T23:59:59Z', status: 'running' }, 'startedAt'],
+    [{ startedAt: '2026-01-01T00:00:00Z', finishedAt: '9999-12-31T23:30:00-01:00', status: 'succeeded' }, 'finishedAt'],
+  ])('when a time is out of range once converted to UTC (%j), then 400 names %s and nothing is stored', async (body, field) => {
+    const response = await put('b-range', 'source', body).expect(400);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.body.invalidParams[0]).toMatchObject({ name: field, in: 'body' });
+    expect(await count('b-range')).toBe(0);
+    await request(app.server).get('/v1/pipeline/batches').set(reader).expect(200);
+  });
+
+  it('when a time is the earliest accepted instant (given with an offset), then it is stored as such (control)', async () => {
+    await put('b-range-edge', 'source', { startedAt: '2026-01-01T00:00:00Z', status: 'running', ingestedAt: '1970-01-01T01:00:00+01:00' }).expect(201);
+    const [rows] = await db.pool.query("SELECT created_at FROM etl_batch WHERE batch_id = 'b-range-edge'");
+    expect(rows).toEqual([{ created_at: '1970-01-01 00:00:00.000' }]);
+    await request(app.server).get('/v1/pipeline/batches/b-range-edge').set(reader).expect(200);
+  });
+
+  it('when the server would clamp the ingestion time (non-strict sql_mode), then the insert fails instead of storing a zero date', async () => {
+    const { Database } = await import('../../src/db/database.js');
+    const { createPool } = await import('../../src/db/client.js');
+    const { insertBatch } = await import('../../src/modules/pipeline/repository.js');
+    const pool = createPool(db.url, { connectionLimit: 1 });
+    try {
+      const lax = new Database(pool, { queryTimeoutMs: 2000, acquireTimeoutMs: 1000 });
+      await expect(
+        lax.transaction('test', async (tx) => {
+          await tx.write("SET SESSION sql_mode = ''", []);
+          await insertBatch(tx, 'b-zero-date', 'test', '+010000-01-01 00:59:59.000');
+        }),
+      ).rejects.toThrow();
+    } finally {
+      await pool.end();
+    }
+    expect(await count('b-zero-date')).toBe(0);
+  });
+
+  const bad = [
+    '2026-11-28',
+    '2026-11-28T10:00:00',
+    '2026-01-01 00:00:00Z',
+    '2026-01-01T00:00Z',
+    '2026-01-01T00:00:00+0000',
+    '2026-01-01T00:00:00+00',
+    '2026-01-01T00:00:00.Z',
+    '2026-02-30T00:00:00Z',
+    '2026-01-01T24:00:00Z',
+    '2026-01-01T00:00:00+24:00',
+    '20260101T000000Z',
+    ' 2026-01-01T00:00:00Z',
+  ];
+  it.each(bad.flatMap((text) => ['startedAt', 'finishedAt', 'ingestedAt'].map((field) => [text, field] as const)))(
+    'when a time is not an RFC 3339 date-time (%s in %s), then 400 names the field',
+    async (text, field) => {
+      const body: Record<string, unknown> = { startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:01:00Z', status: 'succeeded', ingestedAt: '2026-01-01T00:00:00Z' };
+      body[field] = text;
+      const response = await put('b-rfc3339', 'bronze', body).expect(400);
+      expect(response.body.invalidParams[0]).toMatchObject({ name: field, in: 'body' });
+      expect(await count('b-rfc3339')).toBe(0);
+    },
+  );
+
+  it.each([
+    ['2026-01-01T01:00:00+01:00', '2026-01-01T00:00:00.000Z', 1],
+    ['2026-01-01t00:00:00z', '2026-01-01T00:00:00.000Z', 2],
+    ['2025-12-31T19:30:00.123456-04:30', '2026-01-01T00:00:00.123Z', 3],
+    ['2026-01-01T00:00:00-00:00', '2026-01-01T00:00:00.000Z', 4],
+  ])('when a time is RFC 3339 (%s), then it is accepted as %s', async (text, stored, n) => {
+    const batchId = `b-rfc-ok-${n}`;
+    const response = await put(batchId, 'silver', { startedAt: text, status: 'running', ingestedAt: '2025-12-31T00:00:00Z' }).expect(201);
+    expect(response.body.startedAt).toBe(stored);
+  });
+
+  it.each(['startedAt', 'finishedAt', 'ingestedAt'])('when %s is 10 minutes in the future, then 400 names it and nothing is stored', async (field) => {
+    const body: Record<string, unknown> = { startedAt: inMinutes(-2), finishedAt: inMinutes(-1), status: 'succeeded', ingestedAt: inMinutes(-3) };
+    body[field] = inMinutes(10);
+    if (field === 'startedAt') body.finishedAt = inMinutes(11);
+    const response = await put('b-future', 'gold', body).expect(400);
+    expect(response.body.invalidParams[0]).toMatchObject({ name: field, in: 'body' });
+    expect(await count('b-future')).toBe(0);
+  });
+
+  it('when times are within the clock-skew allowance (1 min ahead), then they are accepted (control)', async () => {
+    await put('b-skew', 'gold', { startedAt: inMinutes(-1), finishedAt: inMinutes(1), status: 'succeeded', ingestedAt: inMinutes(1) }).expect(201);
+  });
+
+  it('when a stage finished before the batch was ingested, then 400 names finishedAt, for a new and for an existing batch', async () => {
+    const early = { startedAt: '2026-01-01T08:00:00Z', finishedAt: '2026-01-01T09:00:00Z', status: 'succeeded', ingestedAt: '2026-01-01T10:00:00Z' };
+    const response = await put('b-before-ingestion', 'landing', early).expect(400);
+    expect(response.body.invalidParams[0]).toMatchObject({ name: 'finishedAt', in: 'body' });
+    expect(await count('b-before-ingestion')).toBe(0);
+    await put('b-before-ingestion', 'source', { startedAt: '2026-01-01T10:00:00Z', status: 'running', ingestedAt: '2026-01-01T10:00:00Z' }).expect(201);
+    const existing = await put('b-before-ingestion', 'landing', { ...early, ingestedAt: undefined }).expect(400);
+    expect(existing.body.invalidParams[0]).toMatchObject({ name: 'finishedAt', in: 'body' });
+    const [rows] = await db.pool.query("SELECT stage FROM etl_batch_stage WHERE batch_id = 'b-before-ingestion'");
+    expect(rows).toEqual([{ stage: 'source' }]);
+  });
+
+  it('when a report without ingestedAt creates a batch, then its ingestion time is the call time, or the stage start when earlier', async () => {
+    await put('b-default-ingestion', 'silver', { startedAt: '2026-01-02T10:00:00Z', finishedAt: '2026-01-02T10:01:00Z', status: 'succeeded' }).expect(201);
+    const [rows] = await db.pool.query("SELECT created_at FROM etl_batch WHERE batch_id = 'b-default-ingestion'");
+    expect(rows).toEqual([{ created_at: '2026-01-02 10:00:00.000' }]);
+    const before = Date.now();
+    await put('b-default-now', 'silver', { startedAt: inMinutes(2), status: 'running' }).expect(201);
+    const [now] = await db.pool.query("SELECT created_at FROM etl_batch WHERE batch_id = 'b-default-now'");
+    const createdMs = Date.parse(`${(now as { created_at: string }[])[0]?.created_at.replace(' ', 'T')}Z`);
+    expect(createdMs).toBeGreaterThanOrEqual(before);
+    expect(createdMs).toBeLessThanOrEqual(Date.now());
+  });
+});

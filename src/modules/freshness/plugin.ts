@@ -26,7 +26,8 @@ async function freshnessPlugin(app: FastifyInstance, options: { config: Config }
     const now = Date.now();
     const freshness = freshnessAt(newest, now);
     reply.header(FRESHNESS_HEADER, freshnessHeader(freshness));
-    app.metrics.e2eLatency.observe({ route: request.routeOptions.url ?? 'unmatched' }, (now - newest.ingestedAtMs) / 1000);
+    // Clamped: an ingestion time ahead of this clock (a pipeline host's skew) is not a negative age.
+    app.metrics.e2eLatency.observe({ route: request.routeOptions.url ?? 'unmatched' }, Math.max(0, (now - newest.ingestedAtMs) / 1000));
     app.firstServed.note(newest.batchId, now);
     return freshness;
   });

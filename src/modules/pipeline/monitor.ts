@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../../config.js';
 import { sqlTimestampToMs } from '../../http/timestamps.js';
 import { FirstServedRecorder } from './first-served.js';
-import { newestFinishedStages, rejectedRowsByStage, runningStages } from './repository.js';
+import { newestFinishedStages, oldestUnservedStagedBatch, rejectedRowsByStage, runningStages } from './repository.js';
 import { PIPELINE_STAGES } from '../../db/schema.js';
 
 declare module 'fastify' {
@@ -21,15 +21,16 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
   // The first-served gauge moves as soon as this replica records a batch, not a refresh later.
   const onRecorded = (batchId: string, servedAtMs: number): void => {
     const newest = app.freshness.lastKnown();
-    if (newest?.batchId === batchId) metrics.batchFirstServed.set((servedAtMs - newest.ingestedAtMs) / 1000);
+    if (newest?.batchId === batchId) metrics.batchFirstServed.set(Math.max(0, (servedAtMs - newest.ingestedAtMs) / 1000));
   };
   app.decorate('firstServed', new FirstServedRecorder(app.db, app.log, onRecorded));
 
   async function refresh(): Promise<void> {
     const now = Date.now();
-    const [finished, running, rejected] = await Promise.all([
+    const [finished, running, unservedSince, rejected] = await Promise.all([
       newestFinishedStages(app.db),
       runningStages(app.db),
+      oldestUnservedStagedBatch(app.db),
       rejectedRowsByStage(app.db),
       // Keeps the freshness gauge current even when no data request comes in.
       app.freshness.newest(),
@@ -39,12 +40,16 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
       const started = sqlTimestampToMs(row.started_at);
       const done = sqlTimestampToMs(row.finished_at);
       if (row.stage === 'api') {
-        metrics.batchFirstServed.set((done - ingested) / 1000);
+        metrics.batchFirstServed.set(Math.max(0, (done - ingested) / 1000));
       }
       metrics.stageDuration.set({ stage: row.stage }, (done - started) / 1000);
       metrics.stageLag.set({ stage: row.stage }, (done - ingested) / 1000);
     }
     const runningByStage = new Map(running.map((row) => [row.stage, sqlTimestampToMs(row.oldest_started_at)]));
+    // Stage api is only ever written finished (first served): it "runs" from the end of staging
+    // until the first request serves the batch, which is what its stall alert watches.
+    if (unservedSince === null) runningByStage.delete('api');
+    else runningByStage.set('api', sqlTimestampToMs(unservedSince));
     for (const stage of PIPELINE_STAGES) {
       const oldest = runningByStage.get(stage);
       metrics.stageRunning.set({ stage }, oldest === undefined ? 0 : Math.max(0, (now - oldest) / 1000));

@@ -57,13 +57,24 @@ export async function lockBatch(tx: Transaction, batchId: string): Promise<Batch
   return rows[0] ?? null;
 }
 
+/**
+ * Creates the batch, or does nothing when it exists. Called before the batch row is locked: two
+ * first reports of a new batch then queue on this row's lock, where a locking read of the missing
+ * row first (gap locks) and an insert after made them deadlock. Never `INSERT IGNORE`: that turns
+ * an out-of-range time into a stored zero date instead of an error; any warning (a value the server
+ * clamped or truncated) fails the statement, and so the transaction, instead.
+ */
 export async function insertBatch(tx: Transaction, batchId: string, source: string, ingestedAt: string): Promise<void> {
-  // IGNORE: a concurrent first report of the same batch may have created it a moment ago.
-  await tx.write(`INSERT IGNORE INTO etl_batch (batch_id, source, created_at, status) VALUES (?, ?, ?, 'running')`, [
-    batchId,
-    source,
-    ingestedAt,
-  ]);
+  const result = await tx.write(
+    `INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES (?, ?, ?, 'running')
+     ON DUPLICATE KEY UPDATE batch_id = batch_id`,
+    [batchId, source, ingestedAt],
+  );
+  if (result.warningStatus > 0) {
+    throw new Error(
+      'etl_batch ' + batchId + ': the server altered a value (created_at ' + ingestedAt + ', ' + String(result.warningStatus) + ' warning(s)); nothing stored',
+    );
+  }
 }
 
 export async function lockStage(tx: Transaction, batchId: string, stage: PipelineStage): Promise<StageRow | null> {
@@ -153,15 +164,57 @@ export interface RunningStage extends RowDataPacket {
   oldest_started_at: string;
 }
 
-/** Stages started and not finished, within the last week (older ones are abandoned runs). */
+/**
+ * Per stage, the oldest run started and not finished, however old: a stall must not clear its own
+ * alert by ageing out of a window. `stage IN (every stage) AND status = 'running'` is one range of
+ * ix_stage_status (stage, status, batch_id) per stage, so only running rows are read.
+ */
 export async function runningStages(db: Database): Promise<RunningStage[]> {
   return db.select<RunningStage>(
     'runningStages',
     `SELECT stage, MIN(started_at) AS oldest_started_at FROM etl_batch_stage
-      WHERE status = 'running' AND finished_at IS NULL AND started_at > NOW(3) - INTERVAL 7 DAY
+      WHERE stage IN ('source', 'landing', 'bronze', 'silver', 'gold', 'staging', 'api') AND status = 'running' AND finished_at IS NULL
       GROUP BY stage`,
     [],
   );
+}
+
+interface BatchKey extends RowDataPacket {
+  batch_id: string;
+  created_at: string;
+}
+
+/**
+ * When the oldest staged batch that the API has not served yet finished staging, or null when
+ * there is none. Stage `api` is only ever written finished (first served), so this is what "stage
+ * api is running" means: staged, waiting for its first request. Batches ingested before the newest
+ * served batch are left out: the API serves the newest staged batch, so they never will be served.
+ */
+export async function oldestUnservedStagedBatch(db: Database): Promise<string | null> {
+  // ix_batch_created read backwards, stopping at the first batch with an api row.
+  const served = await db.select<BatchKey>(
+    'newestServedBatch',
+    `SELECT b.batch_id, b.created_at FROM etl_batch b
+      WHERE EXISTS (SELECT 1 FROM etl_batch_stage a WHERE a.batch_id = b.batch_id AND a.stage = 'api')
+      ORDER BY b.created_at DESC, b.batch_id DESC LIMIT 1`,
+    [],
+  );
+  const newest = served[0];
+  const params: SqlValue[] = [];
+  let where = '';
+  if (newest !== undefined) {
+    where = 'AND (b.created_at > ? OR (b.created_at = ? AND b.batch_id > ?))';
+    params.push(newest.created_at, newest.created_at, newest.batch_id);
+  }
+  const rows = await db.select<RowDataPacket & { oldest_staged_at: string | null }>(
+    'oldestUnservedStagedBatch',
+    `SELECT MIN(COALESCE(s.finished_at, s.started_at)) AS oldest_staged_at
+       FROM etl_batch b
+       JOIN etl_batch_stage s ON s.batch_id = b.batch_id AND s.stage = 'staging' AND s.status = 'succeeded'
+      WHERE NOT EXISTS (SELECT 1 FROM etl_batch_stage a WHERE a.batch_id = b.batch_id AND a.stage = 'api') ${where}`,
+    params,
+  );
+  return rows[0]?.oldest_staged_at ?? null;
 }
 
 export interface RejectedTotal extends RowDataPacket {

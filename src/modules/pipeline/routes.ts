@@ -3,19 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, conflict, notFound } from '../../http/problem.js';
 import { defineRoute } from '../../http/route.js';
-import { parseIsoInstant, sqlTimestampToMs, toSqlTimestamp } from '../../http/timestamps.js';
+import { sqlMillisToIso, sqlTimestampToMs, toSqlTimestamp } from '../../http/timestamps.js';
 import { BODY_PROBLEM_RESPONSES, PROBLEM_RESPONSES } from '../../http/responses.js';
 import { toBatch } from './batches.js';
 import * as repository from './repository.js';
 import { Batch, BatchPage, BatchParams, ListBatchesQuery, StageParams, StageReport, StageRun } from './schemas.js';
+import { reportedInstant } from './times.js';
 
 const PIPELINE_CURSOR_BINDING = 'pipeline';
-
-function instant(name: string, text: string): number {
-  const ms = parseIsoInstant(text);
-  if (ms === null) throw badRequest({ name, in: 'body', reason: 'must be an ISO 8601 date-time' });
-  return ms;
-}
 
 const sameInstant = (a: string | null, b: string | null): boolean =>
   a === null || b === null ? a === b : sqlTimestampToMs(a) === sqlTimestampToMs(b);
@@ -59,8 +54,10 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
       // The params schema admits only the reportable stages (never `api`).
       const { batchId, stage } = request.params;
       const body = request.body;
-      const startedMs = instant('startedAt', body.startedAt);
-      const finishedMs = body.finishedAt === undefined ? null : instant('finishedAt', body.finishedAt);
+      // RFC 3339, within 1970-01-01 .. 9999-12-31 in UTC, at most MAX_CLOCK_SKEW_MS ahead of now.
+      const nowMs = Date.now();
+      const startedMs = reportedInstant('startedAt', body.startedAt, nowMs);
+      const finishedMs = body.finishedAt === undefined ? null : reportedInstant('finishedAt', body.finishedAt, nowMs);
       if (finishedMs !== null && finishedMs < startedMs) {
         throw badRequest({ name: 'finishedAt', in: 'body', reason: 'must not be before startedAt' });
       }
@@ -70,7 +67,9 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
       if (body.status !== 'running' && finishedMs === null) {
         throw badRequest({ name: 'finishedAt', in: 'body', reason: `is required when status is ${body.status}` });
       }
-      const ingestedMs = body.ingestedAt === undefined ? Date.now() : instant('ingestedAt', body.ingestedAt);
+      // Without ingestedAt, a batch this report creates was ingested now, or when the stage started
+      // if that was earlier: no stage runs on a batch before its ingestion.
+      const ingestedMs = body.ingestedAt === undefined ? Math.min(nowMs, startedMs) : reportedInstant('ingestedAt', body.ingestedAt, nowMs);
       const next: repository.StageWrite = {
         batchId,
         stage,
@@ -82,15 +81,22 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
         status: body.status,
       };
 
+      // Safe to re-run (Database.transaction retries it after a deadlock): database work only.
       const outcome = await app.db.transaction('reportStage', async (tx) => {
-        let batch = await repository.lockBatch(tx, batchId);
-        if (batch === null) {
-          await repository.insertBatch(tx, batchId, body.source ?? 'pipeline-api', toSqlTimestamp(ingestedMs));
-          batch = await repository.lockBatch(tx, batchId);
-        }
+        // Insert first (a no-op when the batch exists), then lock: concurrent first reports of a
+        // new batch queue on the new row instead of deadlocking on the gap where it would go.
+        await repository.insertBatch(tx, batchId, body.source ?? 'pipeline-api', toSqlTimestamp(ingestedMs));
+        const batch = await repository.lockBatch(tx, batchId);
         if (batch === null) throw new Error('batch vanished inside its transaction');
         const existing = await repository.lockStage(tx, batchId, stage);
         if (existing !== null && sameRun(existing, next)) return { created: false, batch, stage: existing };
+        if (finishedMs !== null && finishedMs < sqlTimestampToMs(batch.created_at)) {
+          throw badRequest({
+            name: 'finishedAt',
+            in: 'body',
+            reason: `must not be before the batch's ingestion time (${sqlMillisToIso(batch.created_at)})`,
+          });
+        }
         if (existing !== null && existing.status !== 'running') {
           throw conflict(`stage ${stage} of batch ${batchId} already ${existing.status}; a finished stage cannot change`);
         }

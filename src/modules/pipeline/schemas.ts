@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PIPELINE_STAGES, RUN_STATUSES, type PipelineStage } from '../../db/schema.js';
+import { MAX_CLOCK_SKEW_MS } from './times.js';
 
 export const BatchId = z
   .string()
@@ -12,7 +13,16 @@ export const ReportableStage = z
   .enum(REPORTABLE_STAGES)
   .meta({ description: 'The reporting stage. `api` is not reported: the API records it itself when it first serves a batch.' });
 export const RunStatus = z.enum(RUN_STATUSES);
-const Instant = z.string().min(10).max(35).meta({ format: 'date-time', description: 'ISO 8601 date-time.' });
+const Instant = z
+  .string()
+  .min(20)
+  .max(35)
+  .meta({
+    format: 'date-time',
+    description:
+      `RFC 3339 date-time with an offset (\`2026-11-28T10:00:00Z\`, \`2026-11-28T11:00:00.250+01:00\`); once converted to UTC between 1970-01-01 and 9999-12-31, and at most ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead of the server clock.`,
+    example: '2026-11-28T10:00:00Z',
+  });
 const Timestamp = z.string().meta({ format: 'date-time' });
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -27,7 +37,10 @@ export const StageReport = z
     rowsOut: Count.optional(),
     rowsRejected: Count.optional(),
     status: RunStatus,
-    ingestedAt: Instant.optional().meta({ description: "The batch's ingestion time; used only when this call creates the batch (default: now)." }),
+    ingestedAt: Instant.optional().meta({
+      description:
+        "The batch's ingestion time (RFC 3339, as the other times); used only when this call creates the batch (default: now, or startedAt when earlier). No stage of the batch may finish before it.",
+    }),
     source: z.string().min(1).max(128).optional().meta({ description: 'Where the batch comes from; used only when this call creates the batch.' }),
   })
   .meta({ id: 'StageReport' });

@@ -1,0 +1,121 @@
+// The pipeline gauges against the audit's findings: series that must be absent without data, the
+// api stage's "staged but not served" age, stalls older than any window, and clamped freshness.
+import type { FastifyInstance } from 'fastify';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
+import { bearer, mintToken } from '../helpers/tokens.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+
+async function scrape(): Promise<string> {
+  await app.refreshPipelineMetrics();
+  return app.metrics.registry.metrics();
+}
+
+/** The value of the one sample line of `name` with these labels, or undefined when there is none. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+async function stageBatch(batchId: string, ingestedMinutesAgo: number, stagedMinutesAgo: number): Promise<void> {
+  await db.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES (?, 'test', NOW(3) - INTERVAL ? SECOND, 'succeeded')`, [
+    batchId,
+    ingestedMinutesAgo * 60,
+  ]);
+  await db.pool.query(
+    `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status)
+     VALUES (?, 'staging', NOW(3) - INTERVAL ? SECOND, NOW(3) - INTERVAL ? SECOND, 'succeeded')`,
+    [batchId, stagedMinutesAgo * 60 + 10, stagedMinutesAgo * 60],
+  );
+}
+
+async function serve(batchId: string, minutesAgo: number): Promise<void> {
+  await db.pool.query(
+    `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status)
+     VALUES (?, 'api', NOW(3) - INTERVAL ? SECOND, NOW(3) - INTERVAL ? SECOND, 'succeeded')`,
+    [batchId, minutesAgo * 60, minutesAgo * 60],
+  );
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('pipeline_metrics');
+  app = await buildTestApp(db.url);
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.drop();
+});
+
+describe('pipeline gauges', () => {
+  it('when no batch was ever staged or served, then the freshness, last-staged and first-served series are absent (not 0)', async () => {
+    const text = await scrape();
+    for (const name of ['order_items_freshness_seconds', 'order_items_last_staged_batch_timestamp_seconds', 'order_items_batch_first_served_seconds']) {
+      // The metric is declared, but has no sample line at all.
+      expect(text, name).toContain(`# TYPE ${name} gauge`);
+      expect(text.split('\n').filter((line) => line.startsWith(name)), name).toEqual([]);
+    }
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'api' })).toBe(0);
+  });
+
+  it('when batches are staged but not served, then stage api runs since the staging end of the oldest one; first served stays absent', async () => {
+    await stageBatch('b-old', 40, 30);
+    await stageBatch('b-new', 25, 20);
+    const text = await scrape();
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'api' })).toBeGreaterThanOrEqual(1799);
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'api' })).toBeLessThan(1830);
+    expect(sample(text, 'order_items_freshness_seconds')).toBeGreaterThanOrEqual(1499);
+    expect(sample(text, 'order_items_last_staged_batch_timestamp_seconds')).toBeCloseTo((Date.now() - 25 * 60_000) / 1000, -1);
+    expect(sample(text, 'order_items_batch_first_served_seconds')).toBeUndefined();
+  });
+
+  it('when a newer batch was served, then older unserved batches are superseded (they never will be served) and api is not running', async () => {
+    await serve('b-new', 15);
+    const text = await scrape();
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'api' })).toBe(0);
+    expect(sample(text, 'order_items_batch_first_served_seconds')).toBeCloseTo(600, -1);
+  });
+
+  it('when a batch is staged after the newest served one, then api runs since its staging end', async () => {
+    await stageBatch('b-next', 6, 5);
+    const text = await scrape();
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'api' })).toBeGreaterThanOrEqual(299);
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'api' })).toBeLessThan(330);
+  });
+
+  it('when a stage has been running for months, then its age is reported, not that of a newer run', async () => {
+    await db.pool.query(
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, status) VALUES
+       ('b-stuck-old', 'gold', '2026-01-01 00:00:00.000', 'running'),
+       ('b-stuck-new', 'gold', NOW(3) - INTERVAL 60 SECOND, 'running')`,
+    );
+    const text = await scrape();
+    const expected = (Date.now() - Date.UTC(2026, 0, 1)) / 1000;
+    expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'gold' })).toBeGreaterThan(expected - 60);
+  });
+
+  it('when the newest staged batch claims an ingestion in the future, then freshness, first served and e2e latency are never negative', async () => {
+    await seedMarketplace(db.pool, 4, new Date(Date.now() - 60 * 60_000));
+    await db.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('b-future', 'test', NOW(3) + INTERVAL 10 MINUTE, 'succeeded')`);
+    await db.pool.query(
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status)
+       VALUES ('b-future', 'staging', NOW(3) - INTERVAL 1 SECOND, NOW(3), 'succeeded')`,
+    );
+    await request(app.server).get('/v1/order-items?limit=1').set(bearer(mintToken({ sellerId: SELLERS.alpha }))).expect(200);
+    await app.firstServed.settled();
+    // Set by the first-served recorder itself, before any refresh.
+    const recorded = await app.metrics.registry.metrics();
+    expect(sample(recorded, 'order_items_batch_first_served_seconds')).toBe(0);
+    const text = await scrape();
+    expect(sample(text, 'order_items_freshness_seconds')).toBe(0);
+    expect(sample(text, 'order_items_batch_first_served_seconds')).toBe(0);
+    expect(sample(text, 'order_items_e2e_latency_seconds_sum', { route: '/v1/order-items' })).toBe(0);
+  });
+});

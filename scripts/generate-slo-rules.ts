@@ -256,9 +256,16 @@ function pipelineGroup(config: SloConfig): RuleGroup {
       for: stall.for,
       labels: { severity: stall.severity, stage },
       annotations: {
-        summary: `Pipeline stage ${stage} has been running longer than its ${humanDuration(budget)} budget`,
+        summary:
+          stage === 'api'
+            ? `A staged batch has waited longer than ${humanDuration(budget)} to be served`
+            : `Pipeline stage ${stage} has been running longer than its ${humanDuration(budget)} budget`,
         description:
-          `The oldest unfinished ${stage} stage started {{ $value | humanizeDuration }} ago ` +
+          (stage === 'api'
+            ? // The API's stage is written when a batch is first served: what is measured is how
+              // long the oldest staged batch has waited for it.
+              `The oldest staged batch has not been served for {{ $value | humanizeDuration }} since its staging ended `
+            : `The oldest unfinished ${stage} stage started {{ $value | humanizeDuration }} ago `) +
           `(budget ${humanDuration(budget)}), on {{ $labels.instance }}. ` +
           `Batches queue up behind it and freshness degrades.`,
         runbook: RUNBOOK,
@@ -277,8 +284,8 @@ function pipelineGroup(config: SloConfig): RuleGroup {
       annotations: {
         summary: `No new order-items batch staged for over ${humanDuration(noBatch.threshold_seconds)}`,
         description:
-          `{{ if eq $labels.reason "absent" }}order_items_freshness_seconds is missing: the API is ` +
-          `not scraped or has not read the monitoring table.{{ else }}The newest staged batch was ` +
+          `{{ if eq $labels.reason "absent" }}order_items_freshness_seconds is missing: no batch has ` +
+          `been staged yet, or the API is not scraped or has not read the monitoring table.{{ else }}The newest staged batch was ` +
           `ingested {{ $value | humanizeDuration }} ago on {{ $labels.instance }} (threshold ` +
           `${humanDuration(noBatch.threshold_seconds)}).{{ end }} Every request now serves old data.`,
         runbook: RUNBOOK,

@@ -821,7 +821,10 @@ export interface SummaryRecompute {
  * they recompute in parallel without touching each other's rows. Each slice of pairs is one
  * transaction (delete the pairs' rows, insert their fresh totals), so a reader sees a day either
  * before or after, never half of it. Concurrent recomputes of the same pair (two batches ending
- * together) are harmless: each rewrites it from the committed wide rows.
+ * together) are harmless: each rewrites it from the committed wide rows. Under READ COMMITTED
+ * neither DELETE of a pair that has no row yet locks anything, so both may insert the same key:
+ * the insert upserts, and the row locks order the two writes (the later statement, blocked on the
+ * earlier one's rows, writes the totals it read after the other batch's items were committed).
  */
 export async function recomputeDailySummary(conns: readonly PoolConnection[], batchId: string): Promise<SummaryRecompute> {
   const [first] = conns;
@@ -905,7 +908,8 @@ async function recomputeSellerRange(
            STRAIGHT_JOIN order_item_wide w ON w.seller_id = r.seller_id
            STRAIGHT_JOIN tmp_summary_pair p ON p.seller_id = w.seller_id AND p.purchase_date = DATE(w.purchased_at)
           ${sliceRange}
-          GROUP BY w.seller_id, DATE(w.purchased_at), COALESCE(w.product_category, '')`,
+          GROUP BY w.seller_id, DATE(w.purchased_at), COALESCE(w.product_category, '')
+          ON DUPLICATE KEY UPDATE item_count = VALUES(item_count), revenue = VALUES(revenue), freight = VALUES(freight)`,
         [...sliceParams, ...sliceParams],
       );
     });

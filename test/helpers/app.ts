@@ -16,6 +16,11 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
     // overload to shed. The shedding tests turn it back on.
     LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
     LOAD_SHED_MAX_CPU_UTILIZATION: '0',
+    // Likewise a statement (a PREPARE included) or a new connection slowed by the other test
+    // files is not a database failure: the time budgets are generous here, and the tests of the
+    // budgets set their own.
+    DB_QUERY_TIMEOUT_MS: '10000',
+    DB_ACQUIRE_TIMEOUT_MS: '5000',
     ...env,
   });
 }

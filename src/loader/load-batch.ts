@@ -378,6 +378,25 @@ async function loadFile<K extends FileKind>(
   return stats;
 }
 
+/** propagateTranslations over `categories`, in transactions of bounded size, retried on lock conflicts; the products renamed. */
+async function renameTranslatedProducts(conn: PoolConnection | undefined, batchId: string, categories: readonly string[]): Promise<number> {
+  if (conn === undefined || categories.length === 0) return 0;
+  let renamed = 0;
+  for (let i = 0; i < categories.length; i += 1000) {
+    const slice = categories.slice(i, i + 1000);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        renamed += await withTransaction(conn, () => propagateTranslations(conn, batchId, 0, slice));
+        break;
+      } catch (error) {
+        if (!isRetryable(error) || attempt >= MAX_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** attempt));
+      }
+    }
+  }
+  return renamed;
+}
+
 function distinct(values: Iterable<string>): string[] {
   return [...new Set(values)];
 }
@@ -454,17 +473,19 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
       const ctx: Context = { batchId, dir, chunkSize, writer, log };
 
+      // The categories this batch translated: stored products of those categories take the new
+      // English name once this batch's own products are written (below).
+      const translatedCategories = new Set<string>();
       stats.set(
         'translation',
         await loadFile(
           ctx,
           'translation',
-          async (c, rows, partition) => {
+          async (c, rows) => {
             await upsertTranslations(c, batchId, rows.map((r) => r.row));
-            await propagateTranslations(c, batchId, partition, rows.map((r) => r.row.categoryName));
+            return { committed: () => rows.forEach((r) => translatedCategories.add(r.row.categoryName)) };
           },
-          // Tens of rows, but propagating them scans dim_product: one writer, so translation
-          // chunks never deadlock each other, and drained before the customers' wide updates.
+          // Tens of rows: one writer, so translation chunks never deadlock each other.
           () => '',
         ),
       );
@@ -503,6 +524,13 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
           await updateWideProducts(c);
         }),
       );
+      // Products already stored take this batch's new translations, after this batch's own
+      // products are written (those got their English name from the translations above): what is
+      // renamed here is only what the products file did not rewrite, so the file's count of rows
+      // it wrote stays its own. Before the items, whose wide rows copy the English name.
+      await ctx.writer.drain();
+      const renamedProducts = await renameTranslatedProducts(conns[0], batchId, [...translatedCategories]);
+      if (renamedProducts > 0) log(`${renamedProducts} stored product(s) renamed by this batch's translations`);
 
       // dim_date: each writer upserts a calendar day once per batch (days are few).
       const daysWritten = conns.map(() => new Set<string>());
@@ -594,7 +622,9 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       let stagingRejected = 0;
       for (const kind of LOAD_ORDER) {
         const s = stats.get(kind) ?? { read: 0, valid: 0, contractRejected: 0, referenceRejected: 0 };
-        const loaded = await countWritten(pool, kind, batchId);
+        const written = await countWritten(pool, kind, batchId);
+        // Products renamed by a translation carry this batch's id but were not in its products file.
+        const loaded = kind === 'products' ? written - renamedProducts : written;
         files[FILES[kind]] = {
           read: s.read,
           loaded,

@@ -694,15 +694,18 @@ export async function updateWideProducts(db: Queryable): Promise<void> {
  * English name (their batch_id stays: their own values did not come from this batch), and so do
  * the wide rows of their items.
  */
+/** Renames stored products of these categories to their current translation; returns how many were renamed. */
 export async function propagateTranslations(
   db: Queryable,
   batchId: string,
   writer: number,
   categoryNames: readonly string[],
-): Promise<void> {
-  if (categoryNames.length === 0) return;
-  await db.query(`UPDATE dim_product p JOIN dim_category_translation t ON t.category_name = p.category_name
-        SET p.category_name_english = t.category_name_english, p.batch_id = ${sqlLiteral(batchId)}, p.updated_at = CURRENT_TIMESTAMP(3)
+): Promise<number> {
+  if (categoryNames.length === 0) return 0;
+  // batch_id: the batch that last wrote the row, never an older one than the row already names.
+  const [renamed] = await db.query<ResultSetHeader>(`UPDATE dim_product p JOIN dim_category_translation t ON t.category_name = p.category_name
+        SET p.category_name_english = t.category_name_english, p.batch_id = GREATEST(p.batch_id, ${sqlLiteral(batchId)}),
+            p.updated_at = CURRENT_TIMESTAMP(3)
       WHERE t.category_name IN (${inList(categoryNames)}) AND NOT (p.category_name_english <=> t.category_name_english)`);
   await db.query(`${markPrefix(batchId, writer)}, w.seller_id, DATE(w.purchased_at)
        FROM order_item_wide w
@@ -712,6 +715,7 @@ export async function propagateTranslations(
        JOIN dim_product p ON p.product_id = w.product_id
         SET w.product_category = p.category_name_english, w.updated_at = CURRENT_TIMESTAMP(3)
       WHERE p.category_name IN (${inList(categoryNames)}) AND NOT (w.product_category <=> p.category_name_english)`);
+  return renamed.affectedRows;
 }
 
 // ---------------------------------------------------------------------------------------------

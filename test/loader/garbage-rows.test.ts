@@ -145,6 +145,13 @@ describe('loader: garbage rows', () => {
         { product_id: `${'e'.repeat(31)}3`, category_name_english: 'padded', batch_id: first.batchId },
       ]);
       const second = await loadBatch({ databaseUrl: db.url, dir: renamed.dir });
+      // The renamed product carries the batch's id, but the products file wrote nothing.
+      expect(second.files[FILES.products]).toEqual({ read: 0, loaded: 0, rejected: 0, duplicates: 0 });
+      const [staging] = await rows('SELECT rows_in, rows_out, rows_rejected FROM etl_batch_stage WHERE batch_id = ? AND stage = ?', [
+        second.batchId,
+        'staging',
+      ]);
+      expect(Number(staging?.rows_in) - Number(staging?.rows_out) - Number(staging?.rows_rejected)).toBeGreaterThanOrEqual(0);
       expect(await english()).toEqual([
         { product_id: ID.product1, category_name_english: 'upper_variant', batch_id: first.batchId },
         { product_id: ID.product2, category_name_english: 'renamed', batch_id: second.batchId },

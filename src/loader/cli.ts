@@ -2,6 +2,7 @@
 // stdout: exactly one line of JSON (the summary); stderr: progress and errors.
 // Exit codes: 0 loaded; 1 the batch failed (marked failed in etl_batch) or the database is
 // unreachable; 2 bad arguments, configuration or folder (nothing written).
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadDatabaseUrl } from '../config.js';
 import { LoadError, loadBatch } from './load-batch.js';
@@ -52,7 +53,8 @@ async function main(): Promise<void> {
   try {
     const summary = await loadBatch({
       databaseUrl,
-      dir: values.dir,
+      // `npm run` starts scripts in the package's folder; a relative --dir means the caller's.
+      dir: path.resolve(process.env.INIT_CWD ?? process.cwd(), values.dir),
       source: values.source,
       ingestedAt: values['ingested-at'],
       chunkSize,

@@ -139,8 +139,9 @@ export async function checkFolder(dir: string): Promise<string[]> {
         problems.push(`${name}: not a regular file`);
         continue;
       }
-    } catch {
-      problems.push(`${name}: file missing in ${dir}`);
+    } catch (error) {
+      const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+      problems.push(code === 'ENOENT' ? `${name}: file missing in ${dir}` : `${name}: cannot be read (${code || 'unknown error'})`);
       continue;
     }
     const { fields: found, loneCarriageReturn } = await readHeader(file);
@@ -427,8 +428,10 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
   const log = options.log ?? (() => undefined);
   const dir = path.resolve(options.dir);
   const ingestedAt = parseIngestedAt(options.ingestedAt, began);
-  const source = options.source ?? `olist-csv:${path.basename(dir)}`;
-  if (source.length === 0 || source.length > 128) {
+  // Characters, not UTF-16 units: the column holds 128 characters. The default is cut to fit.
+  const source = options.source ?? [...`olist-csv:${path.basename(dir)}`].slice(0, 128).join('');
+  const sourceLength = [...source].length;
+  if (sourceLength === 0 || sourceLength > 128) {
     throw new LoadError(`invalid source "${source}": 1 to 128 characters`, 'input');
   }
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -445,7 +448,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
   const writers = options.writers ?? DEFAULT_WRITERS;
   // Writers, one connection for bookkeeping, one that holds the batch's liveness lock.
   const pool: Pool = createPool(options.databaseUrl, { connectionLimit: writers + 2 });
-  const batchId = uuidv7(ingestedAt.getTime());
+  const batchId = uuidv7(ingestedAt.getTime(), began);
   let batchStarted = false;
   let liveness: PoolConnection | undefined;
   try {

@@ -172,4 +172,19 @@ describe('data contract', () => {
     expect(a < b).toBe(true);
     expect(uuidv7()).not.toBe(uuidv7());
   });
+
+  it('orders batch ids of the same ingestion time by the time their loads started', () => {
+    const ingested = 1_700_000_000_000;
+    for (let n = 0; n < 50; n += 1) {
+      const started = 1_764_000_000_000 + n * 7919;
+      const earlier = uuidv7(ingested, started);
+      const later = uuidv7(ingested, started + 1);
+      expect(earlier).toMatch(UUID_V7_PATTERN);
+      expect(later).toMatch(UUID_V7_PATTERN);
+      expect(earlier < later).toBe(true);
+      // The ingestion time still comes first.
+      expect(uuidv7(ingested + 1, started) > later).toBe(true);
+    }
+    expect(uuidv7(ingested, 5)).not.toBe(uuidv7(ingested, 5));
+  });
 });

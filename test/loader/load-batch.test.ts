@@ -311,6 +311,14 @@ describe('loadBatch', () => {
       }
     });
 
+    it('reads a relative --dir from the caller\'s folder (INIT_CWD under npm run), not the package\'s', async () => {
+      const { stdout } = await run(path.join(repoRoot, 'node_modules/.bin/tsx'), ['src/loader/cli.ts', '--dir', path.basename(folder.dir)], {
+        cwd: repoRoot,
+        env: { ...process.env, DATABASE_URL: db.url, INIT_CWD: path.dirname(folder.dir) },
+      });
+      expect(JSON.parse(stdout.trim())).toMatchObject({ status: 'succeeded' });
+    });
+
     it('exits 2 without --dir', async () => {
       const failure = await cli([]).then(
         () => undefined,

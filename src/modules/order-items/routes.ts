@@ -25,8 +25,9 @@ function parseRange(query: { from?: string | undefined; to?: string | undefined 
     const text = query[name];
     if (text === undefined) continue;
     const ms = parseIsoInstant(text);
-    if (ms === null || ms < Date.UTC(1000, 0, 1) || ms >= Date.UTC(9999, 0, 1)) {
-      throw badRequest({ name, in: 'query', reason: 'must be an ISO 8601 date or date-time between years 1000 and 9998' });
+    // Up to the last whole day a DATE column can follow (the summary reads the day after `from`).
+    if (ms === null || ms < Date.UTC(1000, 0, 1) || ms >= Date.UTC(9999, 11, 31)) {
+      throw badRequest({ name, in: 'query', reason: 'must be an ISO 8601 date or date-time from 1000-01-01 to 9999-12-30' });
     }
     range[name] = toSqlTimestamp(ms);
     range[name === 'from' ? 'fromMs' : 'toMs'] = ms;

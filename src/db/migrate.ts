@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/mysql2';
 import { migrate } from 'drizzle-orm/mysql2/migrator';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { createPool, ensureDatabase } from './client.js';
 
 // src/db/ when run from source, dist/src/db/ when built: the folder sits at the package root.
@@ -18,5 +19,18 @@ export async function migrateDatabase(databaseUrl: string): Promise<void> {
     await migrate(drizzle({ client: pool }), { migrationsFolder: MIGRATIONS_FOLDER });
   } finally {
     await pool.end();
+  }
+}
+
+/** How many of this version's migrations the database has applied (0 when it was never migrated). */
+export async function migrationState(pool: Pool): Promise<{ applied: number; expected: number }> {
+  const journal = JSON.parse(readFileSync(`${MIGRATIONS_FOLDER}/meta/_journal.json`, 'utf8')) as { entries: unknown[] };
+  try {
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS applied FROM __drizzle_migrations');
+    return { applied: Number(rows[0]?.applied ?? 0), expected: journal.entries.length };
+  } catch (error) {
+    // 1146 ER_NO_SUCH_TABLE: never migrated.
+    if (typeof error === 'object' && error !== null && 'errno' in error && error.errno === 1146) return { applied: 0, expected: journal.entries.length };
+    throw error;
   }
 }

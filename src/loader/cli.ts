@@ -50,8 +50,13 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  // A load stopped by Ctrl-C or a supervisor still marks its batch failed (SIGKILL cannot: the
+  // next batch takes over its leftover work, see docs/loader.md).
+  const interrupt = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => interrupt.abort(signal));
   try {
     const summary = await loadBatch({
+      signal: interrupt.signal,
       databaseUrl,
       // `npm run` starts scripts in the package's folder; a relative --dir means the caller's.
       dir: path.resolve(process.env.INIT_CWD ?? process.cwd(), values.dir),

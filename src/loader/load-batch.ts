@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { createPool } from '../db/client.js';
+import { migrationState } from '../db/migrate.js';
 import { parseIsoInstant } from '../http/timestamps.js';
 import { uuidv7 } from './batch-id.js';
 import {
@@ -78,6 +79,8 @@ export interface LoadOptions {
   staging?: StagingMethod;
   /** Progress messages (the CLI sends them to stderr); default silent. */
   log?: (message: string) => void;
+  /** Aborts the load (the CLI's SIGINT/SIGTERM): the batch is marked failed, as on any error. */
+  signal?: AbortSignal;
 }
 
 export interface FileSummary {
@@ -277,6 +280,7 @@ type ChunkWriter<K extends FileKind> = (
 ) => Promise<ChunkResult | void>;
 
 interface Context {
+  signal: AbortSignal | undefined;
   batchId: string;
   dir: string;
   chunkSize: number;
@@ -346,6 +350,7 @@ async function loadFile<K extends FileKind>(
   };
 
   for await (const { line, record, malformed, raw } of readCsv(path.join(ctx.dir, name))) {
+    if (ctx.signal?.aborted === true) throw new Error(`interrupted (${String(ctx.signal.reason)})`);
     stats.read += 1;
     const result = malformed === undefined ? validateRecord(kind, record) : ({ ok: false, reason: `malformed CSV: ${malformed}` } as const);
     if (result.ok) {
@@ -452,6 +457,15 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
   let batchStarted = false;
   let liveness: PoolConnection | undefined;
   try {
+    // A database an older (or no) migration left would take the rows under other rules (case-
+    // folding category keys, a TEXT quarantine): refused before anything is written.
+    const { applied, expected } = await migrationState(pool);
+    if (applied < expected) {
+      throw new LoadError(
+        `the database is not migrated to this version (${applied} of ${expected} migrations applied): run npm run db:migrate`,
+        'input',
+      );
+    }
     const startedAt = sqlTimestamp(new Date());
     liveness = await pool.getConnection();
     await holdBatchLock(liveness, batchId);
@@ -474,7 +488,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       }
       log(`staging tables filled with ${staging === 'load-data' ? 'LOAD DATA LOCAL INFILE' : 'multi-row INSERT (LOAD DATA LOCAL refused or not asked for)'}`);
       writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
-      const ctx: Context = { batchId, dir, chunkSize, writer, log };
+      const ctx: Context = { signal: options.signal, batchId, dir, chunkSize, writer, log };
 
       // The categories this batch translated: stored products of those categories take the new
       // English name once this batch's own products are written (below).
@@ -669,6 +683,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       for (const conn of conns) conn.release();
     }
   } catch (error) {
+    if (error instanceof LoadError) throw error;
     const message = error instanceof Error ? error.message : String(error);
     if (batchStarted) {
       // The original error is what the caller must see; a failure to record it is logged.

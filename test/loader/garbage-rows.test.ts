@@ -1,13 +1,19 @@
 // Garbage the loader must quarantine row by row (the rest of the batch loads), inputs it must
 // refuse before writing anything, and a batch that fails mid-way: marked failed, every time.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { generateToTempDir } from '../../src/generate/generate.js';
 import { FILES } from '../../src/loader/contract.js';
 import { LoadError, loadBatch } from '../../src/loader/load-batch.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { baseRows, ID, tables, writeFolder } from './fixtures.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 let db: TestDatabase;
 
@@ -198,6 +204,57 @@ describe('loader: refused before writing anything', () => {
       expect(batch).toEqual({ created_at: '2024-05-01 10:00:00.000' });
     } finally {
       await folder.cleanup();
+    }
+  });
+});
+
+describe('loader: a database this version did not migrate', () => {
+  it('is refused before anything is written, with the command that fixes it', async () => {
+    const bare = `oi_test_unmigrated_${randomBytes(4).toString('hex')}`;
+    await db.pool.query(`CREATE DATABASE \`${bare}\``);
+    const folder = await writeFolder(baseRows());
+    try {
+      const failure = loadBatch({ databaseUrl: db.url.replace(/\/[^/]+$/, `/${bare}`), dir: folder.dir });
+      await expect(failure).rejects.toMatchObject({ kind: 'input' });
+      await expect(failure).rejects.toThrow(/not migrated to this version \(0 of \d+ migrations applied\): run npm run db:migrate/);
+    } finally {
+      await db.pool.query(`DROP DATABASE \`${bare}\``);
+      await folder.cleanup();
+    }
+  });
+});
+
+describe('loader: a load stopped by a signal', () => {
+  it('SIGTERM: the CLI exits 1 and the batch is marked failed', async () => {
+    await emptyAll();
+    const data = await generateToTempDir({ orders: 30_000, sellers: 40, seed: 7 });
+    try {
+      // node itself (tsx as a loader), so that the signal reaches the loader's own process.
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/loader/cli.ts', '--dir', data.dir, '--chunk-size', '500'], {
+        cwd: repoRoot,
+        env: { ...process.env, DATABASE_URL: db.url },
+      });
+      let stderr = '';
+      let signalled = false;
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        // Once rows are being written, stop it the way a supervisor would (a second signal while
+        // it winds down must not kill it either).
+        if (!signalled && stderr.includes('olist_customers_dataset.csv')) {
+          signalled = true;
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGTERM'), 20);
+        }
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/error: batch .* failed: interrupted \(SIGTERM\)/);
+      const batches = await rows('SELECT status FROM etl_batch');
+      expect(batches).toEqual([{ status: 'failed' }]);
+      const stages = await rows('SELECT DISTINCT status FROM etl_batch_stage');
+      expect(stages).toEqual([{ status: 'failed' }]);
+    } finally {
+      await data.cleanup();
     }
   });
 });

@@ -314,6 +314,12 @@ function optionalUnsignedValue(v: string, max: number): number | null | undefine
   const n = Number(v);
   return n <= max ? n : undefined;
 }
+/** The first `units` UTF-16 units of `text`, without a lone half of a surrogate pair at the cut. */
+export function cutAt(text: string, units: number): string {
+  const cut = text.slice(0, units);
+  const last = cut.charCodeAt(cut.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
+}
 function isText(v: string, max: number): boolean {
   return v.length >= 1 && v.length <= max;
 }
@@ -409,7 +415,7 @@ const REASON_MAX = 1024;
 
 function quote(value: unknown): string {
   const text = typeof value === 'string' ? value : String(value);
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+  return JSON.stringify(text.length > 80 ? `${cutAt(text, 80)}…` : text);
 }
 
 /**
@@ -447,7 +453,7 @@ export function validateWithZod<K extends FileKind>(kind: K, fields: readonly st
     parts.push(`${field}: ${issue.message} (got ${quote(input[field] ?? '')})`);
   }
   const reason = parts.join('; ');
-  return { ok: false, reason: reason.length > REASON_MAX ? `${reason.slice(0, REASON_MAX - 1)}…` : reason };
+  return { ok: false, reason: reason.length > REASON_MAX ? `${cutAt(reason, REASON_MAX - 1)}…` : reason };
 }
 
 /** Calendar attributes of a 'YYYY-MM-DD' day for dim_date (ISO weekday 1=Monday..7, ISO week). */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { UUID_V7_PATTERN, uuidv7 } from '../../src/loader/batch-id.js';
-import { dateParts, HEADERS, isValidTimestamp, validateRecord } from '../../src/loader/contract.js';
+import { cutAt, dateParts, HEADERS, isValidTimestamp, validateRecord } from '../../src/loader/contract.js';
+
+const ID_HEX = 'a'.repeat(32);
 import { joinCsv } from '../../src/loader/read.js';
 
 const ORDER = '00010242fe8c5a6d1ba2dd792cb16214';
@@ -171,6 +173,15 @@ describe('data contract', () => {
     expect(a.slice(0, 13)).toBe('018bcfe5-6800');
     expect(a < b).toBe(true);
     expect(uuidv7()).not.toBe(uuidv7());
+  });
+
+  it('cuts quoted values and reasons between characters, never inside an emoji', () => {
+    expect(cutAt(`${'a'.repeat(79)}😀`, 80)).toBe('a'.repeat(79));
+    expect(cutAt('😀😀', 3)).toBe('😀');
+    expect(cutAt('abc', 80)).toBe('abc');
+    const result = validateRecord('sellers', [ID_HEX, '01001', `a${'😀'.repeat(200)}`, 'SP']);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.reason).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
   });
 
   it('orders batch ids of the same ingestion time by the time their loads started', () => {

@@ -28,6 +28,8 @@ export const SERVING_TABLES = [
 ] as const;
 export const API_WRITE_TABLES = ['etl_batch', 'etl_batch_stage'] as const;
 export const LOADER_TABLES = [...SERVING_TABLES, 'etl_rejected_row', 'order_item_summary_mark'] as const;
+/** Read-only for the loader: it refuses a database this version has not migrated. */
+export const LOADER_READ_TABLES = ['__drizzle_migrations'] as const;
 
 export interface DbUsersOptions {
   adminUrl: string;
@@ -59,7 +61,7 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
   try {
     const accounts: [string, string, string, [string, readonly string[]][]][] = [
       [apiUser, options.apiPassword, 'api', [['SELECT', SERVING_TABLES], ['INSERT, UPDATE', API_WRITE_TABLES]]],
-      [loaderUser, options.loaderPassword, 'loader', [['SELECT, INSERT, UPDATE, DELETE', LOADER_TABLES]]],
+      [loaderUser, options.loaderPassword, 'loader', [['SELECT, INSERT, UPDATE, DELETE', LOADER_TABLES], ['SELECT', LOADER_READ_TABLES]]],
     ];
     for (const [account, secret, , grants] of accounts) {
       await connection.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [account, host, secret]);

@@ -1,8 +1,7 @@
 // A route is declared once, with zod schemas: the same declaration gives Fastify its compiled
 // validator (ajv) and serializer (fast-json-stringify), and the OpenAPI document its operation.
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface, preValidationHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastify';
 import { z } from 'zod';
-import { badRequest } from './problem.js';
 
 export const SCOPES = ['order-items:read', 'pipeline:read', 'pipeline:write'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -70,42 +69,6 @@ export function toRuntimeSchema(schema: z.ZodType, io: 'input' | 'output'): Reco
   return json;
 }
 
-/** The names of a query or path schema's integer properties. */
-function integerProperties(schema: Record<string, unknown> | undefined): string[] {
-  const properties = schema?.properties;
-  if (typeof properties !== 'object' || properties === null) return [];
-  return Object.entries(properties as Record<string, { type?: unknown }>)
-    .filter(([, property]) => property.type === 'integer')
-    .map(([name]) => name);
-}
-
-const DECIMAL_INTEGER = /^(?:0|[1-9][0-9]{0,15})$/;
-
-/**
- * ajv's type coercion reads an integer the way JavaScript's Number() does: `1e2`, `0x10`, `+5`,
- * ` 50`, `007` and `1.0` all pass as integers. Query and path integers are plain decimal digits,
- * as the OpenAPI document's `integer` tells a client; anything else is a 400 naming the parameter.
- */
-function decimalIntegersOnly(query: string[], path: string[]): preValidationHookHandler | undefined {
-  if (query.length === 0 && path.length === 0) return undefined;
-  const parts: [string[], 'query' | 'path', (request: FastifyRequest) => unknown][] = [
-    [query, 'query', (request) => request.query],
-    [path, 'path', (request) => request.params],
-  ];
-  return (request, _reply, done) => {
-    for (const [names, where, raw] of parts) {
-      const values = raw(request) as Record<string, unknown> | undefined;
-      for (const name of names) {
-        const value = values?.[name];
-        if (value === undefined || (typeof value === 'string' && DECIMAL_INTEGER.test(value))) continue;
-        done(badRequest({ name, in: where, reason: 'must be an integer written in decimal digits' }));
-        return;
-      }
-    }
-    done();
-  };
-}
-
 export function defineRoute<
   Q extends z.ZodType | undefined = undefined,
   P extends z.ZodType | undefined = undefined,
@@ -124,7 +87,6 @@ export function defineRoute<
   }
   const querystring = spec.querystring ? toRuntimeSchema(spec.querystring, 'input') : undefined;
   const params = spec.params ? toRuntimeSchema(spec.params, 'input') : undefined;
-  const preValidation = decimalIntegersOnly(integerProperties(querystring), integerProperties(params));
   app.route<RouteTypes<Q, P, B>>({
     method: spec.method,
     url: spec.url,
@@ -134,7 +96,6 @@ export function defineRoute<
       ...(spec.body ? { body: toRuntimeSchema(spec.body, 'input') } : {}),
       response,
     },
-    ...(preValidation ? { preValidation } : {}),
     config: { access: spec.access, spec: spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined> },
     handler,
   });

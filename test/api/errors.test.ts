@@ -69,6 +69,21 @@ describe('400: the offending parameter is named', () => {
   });
 });
 
+describe('400: unknown query parameters on the pipeline routes', () => {
+  it('PUT a stage report and GET a batch with ?x=1 → 400 naming x', async () => {
+    const service = (): string => mintToken({ scope: 'pipeline:write pipeline:read', claims: { iss: 'https://issuer.test', aud: 'order-items-api' } });
+    const put = await request(app.server)
+      .put('/v1/pipeline/batches/b-unknown-query/stages/silver?x=1')
+      .set(bearer(service()))
+      .send({ startedAt: '2026-01-01T00:00:00Z', status: 'running' });
+    expectProblem(put, 400);
+    expect(put.body.invalidParams[0].name).toBe('x');
+    const get = await request(app.server).get('/v1/pipeline/batches/b-unknown-query?x=1').set(bearer(service()));
+    expectProblem(get, 400);
+    expect(get.body.invalidParams[0].name).toBe('x');
+  });
+});
+
 describe('400: a body that is not JSON is named as the body', () => {
   const service = (): string => mintToken({ scope: 'pipeline:write', claims: { iss: 'https://issuer.test', aud: 'order-items-api' } });
   it.each([

@@ -286,6 +286,8 @@ describe('API4: resource limits', () => {
       expect((await http(`${tightBase}/v1/order-items?limit=1`, { headers: auth(seller(SELLERS.gamma)) })).status).toBe(429);
       // Invalid requests count too: the limiter runs before validation.
       expect((await http(`${tightBase}/v1/order-items?limit=0`, { headers: gamma })).status).toBe(429);
+      expect((await http(`${tightBase}/v1/order-items?limit=abc`, { headers: gamma })).status).toBe(429);
+      expect((await http(`${tightBase}/v1/order-items/${SELLERS.alpha}/01`, { headers: gamma })).status).toBe(429);
       expect((await http(`${tightBase}/v1/order-items?limit=1`, { headers: auth(seller(SELLERS.beta)) })).status).toBe(200);
       // Probes are not limited.
       expect((await http(`${tightBase}/healthz`)).status).toBe(200);

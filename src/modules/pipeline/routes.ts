@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, conflict, notFound } from '../../http/problem.js';
-import { defineRoute } from '../../http/route.js';
+import { defineRoute, NoQuery } from '../../http/route.js';
 import { sqlMillisToIso, sqlTimestampToMs, toSqlTimestamp } from '../../http/timestamps.js';
 import { BODY_PROBLEM_RESPONSES, PROBLEM_RESPONSES } from '../../http/responses.js';
 import { toBatch } from './batches.js';
@@ -40,6 +40,7 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
         'Idempotent: the same report twice leaves one row. Creates the batch on first sight. A finished stage (succeeded or failed) cannot change: 409.',
       tags: ['pipeline'],
       access: { kind: 'service', scope: 'pipeline:write' },
+      querystring: NoQuery,
       params: StageParams,
       body: StageReport,
       responses: {
@@ -161,6 +162,7 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
       summary: 'One batch with every stage, the gaps between them and the end-to-end total',
       tags: ['pipeline'],
       access: { kind: 'service', scope: 'pipeline:read' },
+      querystring: NoQuery,
       params: BatchParams,
       responses: { 200: { description: 'The batch', schema: Batch }, ...PROBLEM_RESPONSES },
     },

@@ -1,12 +1,13 @@
 // buildApp(config) assembles the service and returns it without listening: tests build their own
 // against their own database; only server.ts listens.
 import http from 'node:http';
-import AjvCompiler from '@fastify/ajv-compiler';
 import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { CursorCodec } from './http/cursor.js';
 import { PressureGate } from './http/pressure-gate.js';
+import { LOG_REDACT_PATHS, serializeRequest } from './http/log-redaction.js';
 import { requestIdOf } from './http/request-id.js';
+import { validatorFactory } from './http/validators.js';
 import freshnessPlugin from './modules/freshness/plugin.js';
 import orderItemRoutes from './modules/order-items/routes.js';
 import orderRoutes from './modules/orders/routes.js';
@@ -44,79 +45,6 @@ export interface BuildOptions {
 
 export const MAX_HEADER_BYTES = 16 * 1024;
 
-/**
- * Paths pino censors in every log line: the bearer token and cookies wherever request headers
- * are logged (Fastify's `req` serializer, or a `headers` object logged by hand), and cursors.
- */
-export const LOG_REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["proxy-authorization"]',
-  'headers.authorization',
-  'headers.cookie',
-  'headers["proxy-authorization"]',
-  '*.headers.authorization',
-  '*.headers.cookie',
-  'req.query.cursor',
-];
-
-/** Query parameters a caller might put a credential in (wrongly): their values are never logged. */
-const SECRET_QUERY_PARAMETER = /^(?:access_?token|id_?token|refresh_?token|token|jwt|bearer|auth|authorization|api_?key|key|secret|password|code|cursor)$/i;
-/** A value shaped like a JWS (header.payload.signature, header starting `{"`): censored whatever its name. */
-const JWS_LIKE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-
-/**
- * The URL as logged: the path, and the query with the values of credential-like parameters (by
- * name, or by shape) censored. `redact` paths cannot reach inside the URL string, and a token a
- * client sent as `?access_token=` (refused: only the header is read) would otherwise be logged.
- */
-export function urlForLog(url: string): string {
-  const mark = url.indexOf('?');
-  if (mark === -1) return url;
-  const query = url
-    .slice(mark + 1)
-    .split('&')
-    .map((pair) => {
-      const equals = pair.indexOf('=');
-      if (equals === -1) return pair;
-      const name = pair.slice(0, equals);
-      let value = pair.slice(equals + 1);
-      try {
-        value = decodeURIComponent(value.replaceAll('+', ' '));
-      } catch {
-        // Undecodable: judged as it is.
-      }
-      let decodedName = name;
-      try {
-        decodedName = decodeURIComponent(name);
-      } catch {
-        // idem
-      }
-      return SECRET_QUERY_PARAMETER.test(decodedName) || JWS_LIKE.test(value) ? `${name}=[redacted]` : pair;
-    })
-    .join('&');
-  return `${url.slice(0, mark)}?${query}`;
-}
-
-interface LoggedRequest {
-  method: string;
-  url: string;
-  host?: string;
-  ip?: string;
-  socket?: { remotePort?: number };
-}
-
-/** Fastify's request serializer, with the URL as urlForLog writes it. */
-function serializeRequest(request: LoggedRequest): Record<string, unknown> {
-  return {
-    method: request.method,
-    url: urlForLog(request.url),
-    host: request.host,
-    remoteAddress: request.ip,
-    remotePort: request.socket?.remotePort,
-  };
-}
-
 /** The pino options of the app: the caller's choices first, then redaction, which always wins. */
 export function loggerOptions(config: Config, options: BuildOptions): FastifyLoggerOptions & Record<string, unknown> {
   const callerSerializers = (options.logger?.serializers ?? {}) as Record<string, unknown>;
@@ -133,62 +61,6 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_CHECK_MS = 1_000;
 /** The socket's idle timeout exceeds the request timeout by this, so that the 408 is sent first. */
 const SOCKET_TIMEOUT_MARGIN_MS = 2 * REQUEST_TIMEOUT_CHECK_MS;
-
-/** Fastify's own validator factory (ajv), built with the server's `ajv` options. */
-const buildAjvValidator = AjvCompiler();
-
-/**
- * The validators of the routes: query, path and header values are text and are coerced to the
- * types their schemas declare (`limit=5` → 5), as Fastify does by default; a JSON body states its
- * own types, so it is validated as sent: `"rowsIn": "5"` is a string, not the integer 5.
- */
-const validatorFactory: NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'] = (
-  externalSchemas,
-  ajvOptions,
-) => {
-  const coercing = buildAjvValidator(externalSchemas, ajvOptions);
-  // JTD mode never coerces; this app uses JSON Schema, where coercion is an option.
-  if (ajvOptions?.mode === 'JTD') return coercing;
-  const exact = buildAjvValidator(externalSchemas, {
-    ...ajvOptions,
-    customOptions: { ...ajvOptions?.customOptions, coerceTypes: false },
-  });
-  return (route) => {
-    if (route.httpPart === 'body') return exact(route);
-    const validate = coercing(route);
-    const integers = integerProperties(route.schema);
-    if (integers.length === 0) return validate;
-    // ajv coerces an integer the way Number() reads one: `1e2`, `0x10`, `+5`, ` 50`, `007` and
-    // `1.0` would all pass. Query and path integers are decimal digits, as the OpenAPI document's
-    // `integer` tells a client; checked here, in validation, so after authentication and the
-    // rate limit like every other invalid input.
-    const strict = ((data: Record<string, unknown> | undefined) => {
-      for (const name of integers) {
-        const value = data?.[name];
-        if (value === undefined || (typeof value === 'string' && DECIMAL_INTEGER.test(value))) continue;
-        strict.errors = [
-          { keyword: 'decimalInteger', instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, params: {}, message: 'must be an integer written in decimal digits' },
-        ];
-        return false;
-      }
-      const valid = validate(data);
-      strict.errors = validate.errors ?? null;
-      return valid;
-    }) as typeof validate;
-    return strict;
-  };
-};
-
-const DECIMAL_INTEGER = /^(?:0|[1-9][0-9]*)$/;
-
-/** The names of a query or path schema's integer properties. */
-function integerProperties(schema: unknown): string[] {
-  const properties = typeof schema === 'object' && schema !== null ? (schema as { properties?: unknown }).properties : undefined;
-  if (typeof properties !== 'object' || properties === null) return [];
-  return Object.entries(properties as Record<string, { type?: unknown }>)
-    .filter(([, property]) => property.type === 'integer')
-    .map(([name]) => name);
-}
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const gate = new PressureGate({

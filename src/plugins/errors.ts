@@ -160,18 +160,26 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   // answer written now would be read as that response. Node's own rule, made stricter.
   const inFlight: unknown = Reflect.get(socket, '_httpMessage');
   if (socket.writable && (inFlight === null || inFlight === undefined)) {
-    const body = JSON.stringify(problemBody(kind, status, detail));
-    const headers: Record<string, string> = {
+    const { body, headers } = closingProblem(kind, status, detail, requestId);
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
+  }
+  socket.destroy();
+}
+
+/** A problem answered outside Fastify, which then closes the connection: its body and headers. */
+function closingProblem(kind: ProblemKind, status: number, detail: string, requestId: string): { body: string; headers: Record<string, string> } {
+  const body = JSON.stringify(problemBody(kind, status, detail));
+  return {
+    body,
+    headers: {
       ...responseHeaders(),
       [REQUEST_ID_HEADER]: requestId,
       'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
       'content-length': String(Buffer.byteLength(body)),
       connection: 'close',
-    };
-    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
-  }
-  socket.destroy();
+    },
+  };
 }
 
 /**
@@ -179,14 +187,8 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
  * it, with the headers every response carries; the connection is closed.
  */
 export function answerMissingHost(request: IncomingMessage, response: ServerResponse): void {
-  const body = JSON.stringify(problemBody('badRequest', 400, 'an HTTP/1.1 request must carry a Host header'));
-  response.writeHead(400, {
-    ...responseHeaders(),
-    [REQUEST_ID_HEADER]: requestIdOf(request),
-    'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
-    'content-length': String(Buffer.byteLength(body)),
-    connection: 'close',
-  });
+  const { body, headers } = closingProblem('badRequest', 400, 'an HTTP/1.1 request must carry a Host header', requestIdOf(request));
+  response.writeHead(400, headers);
   response.end(body);
 }
 

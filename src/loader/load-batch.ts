@@ -54,6 +54,7 @@ import {
   upsertProducts,
   upsertSellers,
   upsertTranslations,
+  withRetriedTransaction,
   withTransaction,
   type RejectedRow,
   type StagingMethod,
@@ -390,15 +391,7 @@ async function renameTranslatedProducts(conn: PoolConnection | undefined, batchI
   let renamed = 0;
   for (let i = 0; i < categories.length; i += 1000) {
     const slice = categories.slice(i, i + 1000);
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        renamed += await withTransaction(conn, () => propagateTranslations(conn, batchId, 0, slice));
-        break;
-      } catch (error) {
-        if (!isRetryable(error) || attempt >= MAX_ATTEMPTS) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** attempt));
-      }
-    }
+    renamed += await withRetriedTransaction(conn, () => propagateTranslations(conn, batchId, 0, slice));
   }
   return renamed;
 }

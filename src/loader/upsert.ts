@@ -933,13 +933,17 @@ export function isRetryable(error: unknown): boolean {
   return RETRYABLE_ERRNOS.has(errnoOf(error) ?? 0);
 }
 
-async function withRetriedTransaction(conn: PoolConnection, work: () => Promise<void>): Promise<void> {
+/**
+ * `work` in a transaction, run again after a deadlock or lock-wait timeout (up to MAX_ATTEMPTS),
+ * after a jittered backoff: transactions that collided once collide again if they retry in step.
+ */
+export async function withRetriedTransaction<T>(conn: PoolConnection, work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await withTransaction(conn, work);
-      return;
+      return await withTransaction(conn, work);
     } catch (error) {
       if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * 2 ** attempt));
     }
   }
 }

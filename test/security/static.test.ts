@@ -65,6 +65,7 @@ const ALLOWED_SQL_FRAGMENTS: Record<string, string> = {
   "halfOpenRange('d.purchase_date', days, params)": 'fixed " AND d.purchase_date >= ?" / "< ?" fragments; values go to params',
   STAGE_COLUMNS: 'constant column list',
   "batchIds.map(() => '?').join(', ')": 'one placeholder per id',
+  STAGE_PLACEHOLDERS: 'one placeholder per pipeline stage (a constant list)',
   // range-predicate.ts
   column: 'a constant column name written by the caller (the interpolations of its callers are checked here too)',
   // database.ts

@@ -2,7 +2,7 @@
 // pipeline data, not tenant data: these routes are gated by service scopes instead.
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Database, SqlValue, Transaction } from '../../db/database.js';
-import type { PipelineStage, RunStatus } from '../../db/schema.js';
+import { PIPELINE_STAGES, type PipelineStage, type RunStatus } from '../../db/schema.js';
 
 export interface BatchRow extends RowDataPacket {
   batch_id: string;
@@ -169,13 +169,15 @@ export interface RunningStage extends RowDataPacket {
  * alert by ageing out of a window. `stage IN (every stage) AND status = 'running'` is one range of
  * ix_stage_status (stage, status, batch_id) per stage, so only running rows are read.
  */
+const STAGE_PLACEHOLDERS = PIPELINE_STAGES.map(() => '?').join(', ');
+
 export async function runningStages(db: Database): Promise<RunningStage[]> {
   return db.select<RunningStage>(
     'runningStages',
     `SELECT stage, MIN(started_at) AS oldest_started_at FROM etl_batch_stage
-      WHERE stage IN ('source', 'landing', 'bronze', 'silver', 'gold', 'staging', 'api') AND status = 'running' AND finished_at IS NULL
+      WHERE stage IN (${STAGE_PLACEHOLDERS}) AND status = 'running' AND finished_at IS NULL
       GROUP BY stage`,
-    [],
+    [...PIPELINE_STAGES],
   );
 }
 

@@ -4,12 +4,12 @@
 import type { FastifyInstance } from 'fastify';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp } from '../helpers/app.js';
+import { buildTestApp, GENERATED_REQUEST_ID } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { bearer, mintToken } from '../helpers/tokens.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const UUID = GENERATED_REQUEST_ID;
 
 let db: TestDatabase;
 let app: FastifyInstance;

@@ -37,3 +37,6 @@ export async function listen(app: FastifyInstance): Promise<string> {
   const address = app.server.address() as AddressInfo;
   return `http://127.0.0.1:${address.port}`;
 }
+
+/** A request id the app made (randomUUID), as opposed to one a caller sent. */
+export const GENERATED_REQUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

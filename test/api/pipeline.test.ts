@@ -125,6 +125,20 @@ describe('PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
     const [rows] = await db.pool.query("SELECT status FROM etl_batch WHERE batch_id = 'b-4'");
     expect(rows).toEqual([{ status: 'failed' }]);
   });
+
+  it('when a batch has failed, then a later successful staging report does not make it succeeded', async () => {
+    await put('b-4f', 'silver', { startedAt: '2026-01-02T10:00:00Z', finishedAt: '2026-01-02T10:01:00Z', status: 'failed' }).expect(201);
+    await put('b-4f', 'staging', { startedAt: '2026-01-02T10:02:00Z', finishedAt: '2026-01-02T10:03:00Z', status: 'succeeded' }).expect(201);
+    const [rows] = await db.pool.query("SELECT status FROM etl_batch WHERE batch_id = 'b-4f'");
+    expect(rows).toEqual([{ status: 'failed' }]);
+  });
+
+  it('when staging succeeds on a batch that has not failed, then the batch is succeeded (control)', async () => {
+    await put('b-4s', 'silver', { startedAt: '2026-01-02T10:00:00Z', finishedAt: '2026-01-02T10:01:00Z', status: 'succeeded' }).expect(201);
+    await put('b-4s', 'staging', { startedAt: '2026-01-02T10:02:00Z', finishedAt: '2026-01-02T10:03:00Z', status: 'succeeded' }).expect(201);
+    const [rows] = await db.pool.query("SELECT status FROM etl_batch WHERE batch_id = 'b-4s'");
+    expect(rows).toEqual([{ status: 'succeeded' }]);
+  });
 });
 
 describe('the contract of PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {

@@ -102,8 +102,11 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
           throw conflict(`stage ${stage} of batch ${batchId} already ${existing.status}; a finished stage cannot change`);
         }
         await repository.writeStage(tx, next);
+        // Failed is final: a stage that failed cannot be re-reported, so nothing later undoes it.
         if (next.status === 'failed' && batch.status !== 'failed') await repository.setBatchStatus(tx, batchId, 'failed');
-        else if (stage === 'staging' && next.status === 'succeeded') await repository.setBatchStatus(tx, batchId, 'succeeded');
+        else if (stage === 'staging' && next.status === 'succeeded' && batch.status !== 'failed') {
+          await repository.setBatchStatus(tx, batchId, 'succeeded');
+        }
         const stored = await repository.lockStage(tx, batchId, stage);
         if (stored === null) throw new Error('stage vanished inside its transaction');
         return { created: existing === null, batch, stage: stored };

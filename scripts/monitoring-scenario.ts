@@ -2,7 +2,7 @@
 // users read it, then MySQL reads are slowed down. The metrics and the batch timeline must show
 // that the delay sits in the database read, not in the pipeline.
 //   npm run scenario:slow-read [-- --seconds 10]
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,11 +18,13 @@ import { loadBatch } from '../src/loader/load-batch.js';
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' } } });
 const phaseMs = Number(values.seconds) * 1000;
 const server = process.env.SCENARIO_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
-const databaseUrl = `${server}/oi_scenario_slow_read`;
+const databaseName = process.env.SCENARIO_DATABASE ?? 'oi_scenario_slow_read';
+if (!/^[A-Za-z0-9_]{1,64}$/.test(databaseName)) throw new Error('SCENARIO_DATABASE: letters, digits and _ only');
+const databaseUrl = `${server}/${databaseName}`;
 const secret = 'scenario-secret-0123456789abcdef0123456789';
 
 const admin = await mysql.createConnection({ uri: server });
-await admin.query('DROP DATABASE IF EXISTS oi_scenario_slow_read');
+await admin.query(`DROP DATABASE IF EXISTS \`${databaseName}\``);
 await admin.end();
 await migrateDatabase(databaseUrl);
 
@@ -31,7 +33,18 @@ await migrateDatabase(databaseUrl);
 const dir = await mkdtemp(join(tmpdir(), 'oi-scenario-'));
 await generateDataset({ out: dir, sellers: 10, orders: 20_000, seed: 7 });
 const ingestedAt = Date.now() - 8_000;
-const config = loadConfig({ DATABASE_URL: databaseUrl, JWT_SECRET: secret, LOG_LEVEL: 'silent', PIPELINE_METRICS_REFRESH_MS: '1000', DB_POOL_SIZE: '8', RATE_LIMIT_MAX: '1000000' });
+const config = loadConfig({
+  ...(process.env.READ_MODEL === undefined ? {} : { READ_MODEL: process.env.READ_MODEL }),
+  DATABASE_URL: databaseUrl,
+  JWT_SECRET: secret,
+  LOG_LEVEL: 'silent',
+  PIPELINE_METRICS_REFRESH_MS: '1000',
+  DB_POOL_SIZE: '8',
+  RATE_LIMIT_MAX: '1000000',
+  // The traffic comes from this same process: its CPU would read as overload and be shed.
+  LOAD_SHED_MAX_CPU_UTILIZATION: '0',
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
+});
 const app = await buildApp(config);
 await app.listen({ host: '127.0.0.1', port: 0 });
 const metricsPort = await app.listenMetrics('127.0.0.1', 0);
@@ -115,13 +128,13 @@ const t0 = await snapshot();
 const baselineServed = await traffic(phaseMs);
 const t1 = await snapshot();
 
-// 3. Slow MySQL reads: another session holds a write lock on the fact table again and again, as a
-// long maintenance statement would; every read of it waits.
+// 3. Slow MySQL reads: another session holds a write lock on the tables the API reads, again and
+// again, as a long maintenance statement would; every read of them waits, whatever READ_MODEL is.
 const locker = await mysql.createConnection({ uri: databaseUrl });
 let locking = true;
 const lockLoop = (async () => {
   while (locking) {
-    await locker.query('LOCK TABLES fact_order_item WRITE');
+    await locker.query('LOCK TABLES fact_order_item WRITE, order_item_wide WRITE, order_item_daily_summary WRITE');
     await new Promise((resolve) => setTimeout(resolve, 150));
     await locker.query('UNLOCK TABLES');
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -145,6 +158,7 @@ const batch = (await (await fetch(`${base}/v1/pipeline/batches/${summary.batchId
   slowestStep: unknown;
 };
 
+console.log(`\nREAD_MODEL=${config.readModel}`);
 console.log(`\nBatch ${summary.batchId}: pipeline stages (from GET /v1/pipeline/batches/{id} and /metrics)`);
 console.log('stage     duration  gap-before  order_items_pipeline_stage_duration_seconds');
 for (const stage of batch.stages) {
@@ -165,3 +179,4 @@ console.log('\n(quantiles interpolated from the histogram buckets scraped from /
 
 await pool.end();
 await app.close();
+await rm(dir, { recursive: true, force: true });

@@ -223,6 +223,11 @@ describe('the API’s own stage', () => {
     const servedAt = Date.parse(`${recorded[0]?.finished_at.replace(' ', 'T')}Z`);
     expect(servedAt).toBeGreaterThanOrEqual(before - 5);
     expect(servedAt).toBeLessThanOrEqual(Date.now());
+    // The stage runs from the moment the batch was servable (staging finished) until first served,
+    // so its duration is the wait for the first user, not 0.
+    const [staging] = await db.pool.query("SELECT finished_at FROM etl_batch_stage WHERE batch_id = ? AND stage = 'staging'", [FIXTURE_BATCH]);
+    expect(recorded[0]?.started_at).toBe((staging as { finished_at: string }[])[0]?.finished_at);
+    expect(recorded[0]?.started_at < recorded[0]?.finished_at).toBe(true);
   });
 
   it('when another replica recorded an earlier first-served time, then the earliest is kept', async () => {

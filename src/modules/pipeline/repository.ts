@@ -35,17 +35,24 @@ export interface StageWrite {
 
 const STAGE_COLUMNS = 'batch_id, stage, started_at, finished_at, rows_in, rows_out, rows_rejected, status';
 
+/**
+ * Stage `api` runs from the moment the batch became servable (its `staging` finished) to the first
+ * time a request is served from it, so its duration is the wait for the first user. Without a
+ * finished `staging` row it starts and ends at the serve time.
+ */
 export async function recordFirstServed(db: Database, batchId: string, servedAt: string): Promise<void> {
   // The earliest time wins, whichever replica writes first or last.
   await db.write(
     'recordFirstServed',
     `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status, rows_in, rows_out, rows_rejected)
-     VALUES (?, 'api', ?, ?, 'succeeded', NULL, NULL, NULL)
+     SELECT ?, 'api', LEAST(COALESCE(MAX(s.finished_at), ?), ?), ?, 'succeeded', NULL, NULL, NULL
+       FROM (SELECT 1) one
+       LEFT JOIN etl_batch_stage s ON s.batch_id = ? AND s.stage = 'staging' AND s.status = 'succeeded'
      ON DUPLICATE KEY UPDATE
-       started_at = LEAST(started_at, VALUES(started_at)),
-       finished_at = LEAST(COALESCE(finished_at, VALUES(finished_at)), VALUES(finished_at)),
+       started_at = LEAST(etl_batch_stage.started_at, VALUES(started_at)),
+       finished_at = LEAST(COALESCE(etl_batch_stage.finished_at, VALUES(finished_at)), VALUES(finished_at)),
        updated_at = CURRENT_TIMESTAMP(3)`,
-    [batchId, servedAt, servedAt],
+    [batchId, servedAt, servedAt, servedAt, batchId],
   );
 }
 

@@ -9,6 +9,9 @@ import type { Config } from '../config.js';
 
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DB_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** What the pipeline-metrics timer reads, each on its own (src/modules/pipeline/monitor.ts). */
+export const PIPELINE_REFRESH_PARTS = ['finishedStages', 'runningStages', 'unservedBatch', 'rejectedRows', 'freshness'] as const;
+export type PipelineRefreshPart = (typeof PIPELINE_REFRESH_PARTS)[number];
 const E2E_BASE_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, 604800];
 
 export function e2eBuckets(sloSeconds: number): number[] {
@@ -27,6 +30,7 @@ export class AppMetrics {
   readonly freshness: Gauge;
   readonly lastStagedBatchTimestamp: Gauge;
   readonly rejectedRows: Counter<'stage'>;
+  readonly pipelineRefreshFailures: Counter<'part'>;
   #freshnessSource: () => { ingestedAtMs: number } | null = () => null;
   readonly #rejectedRowsSeen = new Map<string, number>();
 
@@ -111,6 +115,13 @@ export class AppMetrics {
       labelNames: ['stage'],
       registers,
     });
+    this.pipelineRefreshFailures = new Counter({
+      name: 'order_items_pipeline_refresh_failures_total',
+      help: 'Failed reads of the monitoring table by the pipeline-metrics timer, per part; the gauges of a failing part keep their last value.',
+      labelNames: ['part'],
+      registers,
+    });
+    for (const part of PIPELINE_REFRESH_PARTS) this.pipelineRefreshFailures.inc({ part }, 0);
   }
 
   /** The freshness gauges read the cached newest batch at scrape time, never the database. */

@@ -119,3 +119,26 @@ describe('pipeline gauges', () => {
     expect(sample(text, 'order_items_e2e_latency_seconds_sum', { route: '/v1/order-items' })).toBe(0);
   });
 });
+
+describe('a refresh where one read fails (audit: one slow query froze every pipeline gauge)', () => {
+  it('when etl_batch is write-locked, then the running-stage ages still move and each failed part is counted', async () => {
+    const fast = await buildTestApp(db.url, { DB_QUERY_TIMEOUT_MS: '300', DB_ACQUIRE_TIMEOUT_MS: '1000' });
+    const locker = await db.pool.getConnection();
+    try {
+      await db.pool.query(
+        `INSERT INTO etl_batch_stage (batch_id, stage, started_at, status) VALUES ('b-locked-run', 'bronze', NOW(3) - INTERVAL 40 SECOND, 'running')`,
+      );
+      await locker.query('LOCK TABLES etl_batch WRITE');
+      await expect(fast.refreshPipelineMetrics()).rejects.toThrow(/parts failed/);
+      const text = await fast.metrics.registry.metrics();
+      expect(sample(text, 'order_items_pipeline_stage_running_seconds', { stage: 'bronze' })).toBeGreaterThanOrEqual(39);
+      expect(sample(text, 'order_items_pipeline_refresh_failures_total', { part: 'runningStages' })).toBe(0);
+      expect(sample(text, 'order_items_pipeline_refresh_failures_total', { part: 'finishedStages' })).toBe(1);
+      expect(sample(text, 'order_items_pipeline_refresh_failures_total', { part: 'unservedBatch' })).toBe(1);
+    } finally {
+      await locker.query('UNLOCK TABLES');
+      locker.release();
+      await fast.close();
+    }
+  });
+});

@@ -227,7 +227,7 @@ describe('the API’s own stage', () => {
     // so its duration is the wait for the first user, not 0.
     const [staging] = await db.pool.query("SELECT finished_at FROM etl_batch_stage WHERE batch_id = ? AND stage = 'staging'", [FIXTURE_BATCH]);
     expect(recorded[0]?.started_at).toBe((staging as { finished_at: string }[])[0]?.finished_at);
-    expect(recorded[0]?.started_at < recorded[0]?.finished_at).toBe(true);
+    expect(String(recorded[0]?.started_at) < String(recorded[0]?.finished_at)).toBe(true);
   });
 
   it('when another replica recorded an earlier first-served time, then the earliest is kept', async () => {

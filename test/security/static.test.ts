@@ -66,6 +66,9 @@ const ALLOWED_SQL_FRAGMENTS: Record<string, string> = {
   STAGE_COLUMNS: 'constant column list',
   "batchIds.map(() => '?').join(', ')": 'one placeholder per id',
   STAGE_PLACEHOLDERS: 'one placeholder per pipeline stage (a constant list)',
+  RECENT_BATCHES: 'numeric constant',
+  REJECTED_CHUNK_OFFSET: 'numeric constant',
+  op: "one of two constant operators ('>=' or '>'), chosen by a condition",
   // range-predicate.ts
   column: 'a constant column name written by the caller (the interpolations of its callers are checked here too)',
   // database.ts

@@ -4,8 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.js';
 import { sqlTimestampToMs } from '../../http/timestamps.js';
+import { PIPELINE_REFRESH_PARTS, type PipelineRefreshPart } from '../../plugins/metrics.js';
 import { FirstServedRecorder } from './first-served.js';
-import { newestFinishedStages, oldestUnservedStagedBatch, rejectedRowsByStage, runningStages } from './repository.js';
+import { RejectedRowsTally } from './rejected-rows-tally.js';
+import { newestFinishedStages, oldestUnservedStagedBatch, runningStages } from './repository.js';
 import { PIPELINE_STAGES } from '../../db/schema.js';
 
 declare module 'fastify' {
@@ -25,16 +27,32 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
   };
   app.decorate('firstServed', new FirstServedRecorder(app.db, app.log, onRecorded));
 
+  // Each figure is read and set on its own: one slow or failing query (a large history, a lock)
+  // must not freeze the others, above all the running-stage ages the stall alert watches.
   async function refresh(): Promise<void> {
-    const now = Date.now();
-    const [finished, running, unservedSince, rejected] = await Promise.all([
-      newestFinishedStages(app.db),
-      runningStages(app.db),
-      oldestUnservedStagedBatch(app.db),
-      rejectedRowsByStage(app.db),
+    const parts: Record<PipelineRefreshPart, () => Promise<void>> = {
+      finishedStages: refreshFinishedStages,
+      runningStages: refreshRunningStages,
+      unservedBatch: refreshUnservedBatch,
+      rejectedRows: refreshRejectedRows,
       // Keeps the freshness gauge current even when no data request comes in.
-      app.freshness.newest(),
-    ]);
+      freshness: async () => void (await app.freshness.newest()),
+    };
+    const outcomes = await Promise.allSettled(PIPELINE_REFRESH_PARTS.map((part) => parts[part]()));
+    const failures: unknown[] = [];
+    outcomes.forEach((outcome, index) => {
+      const part = PIPELINE_REFRESH_PARTS[index];
+      if (outcome.status === 'fulfilled' || part === undefined) return;
+      metrics.pipelineRefreshFailures.inc({ part });
+      failures.push(outcome.reason);
+    });
+    if (failures.length > 0) {
+      throw new AggregateError(failures, `pipeline metrics refresh: ${failures.length} of ${PIPELINE_REFRESH_PARTS.length} parts failed`);
+    }
+  }
+
+  async function refreshFinishedStages(): Promise<void> {
+    const finished = await newestFinishedStages(app.db);
     for (const row of finished) {
       const ingested = sqlTimestampToMs(row.created_at);
       const started = sqlTimestampToMs(row.started_at);
@@ -45,22 +63,38 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
       metrics.stageDuration.set({ stage: row.stage }, (done - started) / 1000);
       metrics.stageLag.set({ stage: row.stage }, (done - ingested) / 1000);
     }
-    const runningByStage = new Map(running.map((row) => [row.stage, sqlTimestampToMs(row.oldest_started_at)]));
-    // Stage api is only ever written finished (first served): it "runs" from the end of staging
-    // until the first request serves the batch, which is what its stall alert watches.
-    if (unservedSince === null) runningByStage.delete('api');
-    else runningByStage.set('api', sqlTimestampToMs(unservedSince));
+  }
+
+  async function refreshRunningStages(): Promise<void> {
+    const now = Date.now();
+    const running = new Map((await runningStages(app.db)).map((row) => [row.stage, sqlTimestampToMs(row.oldest_started_at)]));
     for (const stage of PIPELINE_STAGES) {
-      const oldest = runningByStage.get(stage);
+      if (stage === 'api') continue;
+      const oldest = running.get(stage);
       metrics.stageRunning.set({ stage }, oldest === undefined ? 0 : Math.max(0, (now - oldest) / 1000));
     }
-    for (const row of rejected) metrics.setRejectedRowsTotal(row.stage, Number(row.total));
+  }
+
+  // Stage api is only ever written finished (first served): it "runs" from the end of staging
+  // until the first request serves the batch, which is what its stall alert watches.
+  async function refreshUnservedBatch(): Promise<void> {
+    const now = Date.now();
+    const unservedSince = await oldestUnservedStagedBatch(app.db);
+    metrics.stageRunning.set({ stage: 'api' }, unservedSince === null ? 0 : Math.max(0, (now - sqlTimestampToMs(unservedSince)) / 1000));
+  }
+
+  const rejectedRows = new RejectedRowsTally(app.db);
+  async function refreshRejectedRows(): Promise<void> {
+    for (const [stage, total] of await rejectedRows.totals()) metrics.setRejectedRowsTotal(stage, total);
   }
   app.decorate('refreshPipelineMetrics', refresh);
 
   let timer: NodeJS.Timeout | undefined;
   const tick = (): void => {
-    refresh().catch((error: unknown) => app.log.warn({ err: error }, 'pipeline metrics refresh failed'));
+    refresh().catch((error: unknown) => {
+      const causes = error instanceof AggregateError ? error.errors : [error];
+      app.log.warn({ err: error, causes: causes.map((cause) => (cause instanceof Error ? cause.message : String(cause))) }, 'pipeline metrics refresh failed');
+    });
   };
   app.addHook('onReady', async () => {
     tick();

@@ -150,18 +150,26 @@ export interface StageFigures extends RowDataPacket {
   finished_at: string;
 }
 
-/** Per stage, the run in the newest batch where that stage finished. */
+/** How many of the newest batches newestFinishedStages looks through. */
+export const RECENT_BATCHES = 1000;
+
+/**
+ * Per stage, the run in the newest batch (by ingestion, then id) where that stage finished, among
+ * the RECENT_BATCHES newest batches: a fixed amount of work (ix_batch_created read backwards, then
+ * the stage rows by primary key) however long the history grows. A stage that has not finished in
+ * any of them has no row.
+ */
 export async function newestFinishedStages(db: Database): Promise<StageFigures[]> {
   return db.select<StageFigures>(
     'newestFinishedStages',
-    `SELECT s.stage, b.created_at, s.started_at, s.finished_at
-       FROM etl_batch_stage s
-       JOIN etl_batch b ON b.batch_id = s.batch_id
-       JOIN (SELECT s2.stage, MAX(b2.created_at) AS newest
-               FROM etl_batch_stage s2 JOIN etl_batch b2 ON b2.batch_id = s2.batch_id
-              WHERE s2.finished_at IS NOT NULL
-              GROUP BY s2.stage) n ON n.stage = s.stage AND n.newest = b.created_at
-      WHERE s.finished_at IS NOT NULL`,
+    `SELECT stage, created_at, started_at, finished_at
+       FROM (SELECT s.stage, b.created_at, s.started_at, s.finished_at,
+                    ROW_NUMBER() OVER (PARTITION BY s.stage ORDER BY b.created_at DESC, b.batch_id DESC) AS newest_first
+               FROM (SELECT batch_id, created_at FROM etl_batch FORCE INDEX (ix_batch_created)
+                      ORDER BY created_at DESC, batch_id DESC LIMIT ${RECENT_BATCHES}) b
+               JOIN etl_batch_stage s ON s.batch_id = b.batch_id
+              WHERE s.finished_at IS NOT NULL) ranked
+      WHERE newest_first = 1`,
     [],
   );
 }
@@ -231,10 +239,57 @@ export interface RejectedTotal extends RowDataPacket {
   total: string | number;
 }
 
-export async function rejectedRowsByStage(db: Database): Promise<RejectedTotal[]> {
-  return db.select<RejectedTotal>(
-    'rejectedRowsByStage',
-    'SELECT stage, COALESCE(SUM(rows_rejected), 0) AS total FROM etl_batch_stage GROUP BY stage',
+/** Where a chunk of rejectedRowsAfter ends: about 50,000 stage rows on (plus the rest of one batch's). */
+const REJECTED_CHUNK_OFFSET = 49_999;
+
+/**
+ * Rejected rows per stage over the stage rows of batch ids after `afterBatchId` (all when null),
+ * a chunk of about 50,000 rows in primary-key order, so that no statement reads the whole
+ * history. `next` is where the following chunk starts, or null when this was the last.
+ */
+export async function rejectedRowsAfter(
+  db: Database,
+  afterBatchId: string | null,
+): Promise<{ totals: RejectedTotal[]; next: string | null }> {
+  // From the smallest id ('' included) on the first chunk, after the previous chunk's last id then.
+  const op = afterBatchId === null ? '>=' : '>';
+  const from = afterBatchId ?? '';
+  const boundary = await db.select<RowDataPacket & { batch_id: string }>(
+    'rejectedRowsChunkEnd',
+    `SELECT batch_id FROM etl_batch_stage WHERE batch_id ${op} ? ORDER BY batch_id LIMIT 1 OFFSET ${REJECTED_CHUNK_OFFSET}`,
+    [from],
+  );
+  const last = boundary[0]?.batch_id ?? null;
+  const totals =
+    last === null
+      ? await db.select<RejectedTotal>(
+          'rejectedRowsChunk',
+          `SELECT stage, COALESCE(SUM(rows_rejected), 0) AS total FROM etl_batch_stage WHERE batch_id ${op} ? GROUP BY stage`,
+          [from],
+        )
+      : await db.select<RejectedTotal>(
+          'rejectedRowsChunk',
+          `SELECT stage, COALESCE(SUM(rows_rejected), 0) AS total FROM etl_batch_stage WHERE batch_id ${op} ? AND batch_id <= ? GROUP BY stage`,
+          [from, last],
+        );
+  return { totals, next: last };
+}
+
+export interface RecentRejected extends RowDataPacket {
+  batch_id: string;
+  stage: PipelineStage;
+  rows_rejected: string | number;
+}
+
+/** The stage rows with rejected rows among the RECENT_BATCHES newest batches. */
+export async function recentRejectedRows(db: Database): Promise<RecentRejected[]> {
+  return db.select<RecentRejected>(
+    'recentRejectedRows',
+    `SELECT s.batch_id, s.stage, s.rows_rejected
+       FROM (SELECT batch_id FROM etl_batch FORCE INDEX (ix_batch_created)
+              ORDER BY created_at DESC, batch_id DESC LIMIT ${RECENT_BATCHES}) b
+       JOIN etl_batch_stage s ON s.batch_id = b.batch_id
+      WHERE s.rows_rejected > 0`,
     [],
   );
 }

@@ -248,11 +248,15 @@ function sloGroups(config: SloConfig): RuleGroup[] {
 function pipelineGroup(config: SloConfig): RuleGroup {
   const job = `job="${config.job}"`;
   const { stall, no_new_batch: noBatch } = config.pipeline;
+  // Data requests served (the freshness SLO's total): a staged batch nobody asked for is idle, not
+  // stalled, so stage api only stalls while such requests keep coming in.
+  const served = config.slos.freshness.total.map((selector) => `sum by (job) (increase(${selector}[${stall.stage_budgets_seconds.api}s]))`).join(' + ');
   const rules: AlertingRule[] = STAGES.map((stage) => {
     const budget = stall.stage_budgets_seconds[stage];
+    const running = `order_items_pipeline_stage_running_seconds{${job},stage="${stage}"} > ${budget}`;
     return {
       alert: 'OrderItemsPipelineStageStalled',
-      expr: `order_items_pipeline_stage_running_seconds{${job},stage="${stage}"} > ${budget}`,
+      expr: stage === 'api' ? `${running} and on (job) (${served}) > 0` : running,
       for: stall.for,
       labels: { severity: stall.severity, stage },
       annotations: {

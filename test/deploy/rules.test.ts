@@ -14,6 +14,7 @@ import {
 } from '../../scripts/generate-slo-rules.js';
 import { REPO_ROOT, RULES_DIR, loadRules } from './expressions.js';
 import { amtool, hasTool, promtool } from './promtool.js';
+import { e2eBuckets } from '../../src/plugins/metrics.js';
 
 const TESTS_DIR = path.join(REPO_ROOT, 'deploy', 'prometheus', 'tests');
 const rel = (dir: string, f: string): string => path.relative(REPO_ROOT, path.join(dir, f));
@@ -163,5 +164,22 @@ describe('deploy/slo.yaml validation', () => {
 
   it('rejects text that is not YAML', () => {
     expect(() => generateRules('slos: [unclosed')).toThrow(/not valid YAML/);
+  });
+});
+
+// Audit: SLO_FRESHNESS_SECONDS=600 dropped the le="900" bucket that deploy/slo.yaml counts as
+// good, so the freshness burn alerts paged on fresh data.
+describe('the buckets deploy/slo.yaml counts as good', () => {
+  const sloFile = readFileSync(path.join(REPO_ROOT, 'deploy', 'slo.yaml'), 'utf8');
+  const thresholds = [...sloFile.matchAll(/order_items_e2e_latency_seconds_bucket\{[^}]*le="([^"]+)"/g)].map((m) => Number(m[1]));
+
+  it('finds the freshness threshold (guard)', () => {
+    expect(thresholds).toEqual([900]);
+  });
+
+  it.each([60, 600, 900, 1200, 3600])('are exported whatever SLO_FRESHNESS_SECONDS is (%i)', (sloSeconds) => {
+    const buckets = e2eBuckets(sloSeconds);
+    for (const threshold of thresholds) expect(buckets).toContain(threshold);
+    expect(buckets).toContain(sloSeconds);
   });
 });

@@ -120,6 +120,15 @@ describe('PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
     await put('b-3', 'bronze', body, bearer(mintToken({ sellerId: SELLERS.alpha, scope: 'order-items:read pipeline:read' }))).expect(403);
   });
 
+  it('when rowsRejected is more than rowsIn, then 400 names rowsRejected and nothing is stored; equal is accepted (control)', async () => {
+    const body = { startedAt: '2026-01-02T10:00:00Z', finishedAt: '2026-01-02T10:01:00Z', status: 'succeeded', rowsIn: 10, rowsRejected: 11 };
+    const refused = await put('b-rej', 'bronze', body).expect(400);
+    expect(refused.body.invalidParams).toEqual([{ name: 'rowsRejected', in: 'body', reason: 'must not be more than rowsIn (10)' }]);
+    const [rows] = await db.pool.query("SELECT COUNT(*) AS n FROM etl_batch_stage WHERE batch_id = 'b-rej'");
+    expect(rows).toEqual([{ n: 0 }]);
+    await put('b-rej', 'bronze', { ...body, rowsRejected: 10 }).expect(201);
+  });
+
   it('when a stage fails, then the batch is failed', async () => {
     await put('b-4', 'silver', { startedAt: '2026-01-02T10:00:00Z', finishedAt: '2026-01-02T10:01:00Z', status: 'failed' }).expect(201);
     const [rows] = await db.pool.query("SELECT status FROM etl_batch WHERE batch_id = 'b-4'");

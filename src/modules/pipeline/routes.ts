@@ -65,6 +65,11 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
       if (body.status === 'running' && finishedMs !== null) {
         throw badRequest({ name: 'finishedAt', in: 'body', reason: 'must be absent while the stage is running' });
       }
+      // A stage cannot reject more rows than it read; an absurd count would stay in the
+      // monitoring totals (and etl_rejected_rows_total, which never goes back) for good.
+      if (body.rowsRejected !== undefined && body.rowsIn !== undefined && body.rowsRejected > body.rowsIn) {
+        throw badRequest({ name: 'rowsRejected', in: 'body', reason: `must not be more than rowsIn (${body.rowsIn})` });
+      }
       if (body.status !== 'running' && finishedMs === null) {
         throw badRequest({ name: 'finishedAt', in: 'body', reason: `is required when status is ${body.status}` });
       }

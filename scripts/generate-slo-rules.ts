@@ -250,7 +250,9 @@ function pipelineGroup(config: SloConfig): RuleGroup {
   const { stall, no_new_batch: noBatch } = config.pipeline;
   // Data requests served (the freshness SLO's total): a staged batch nobody asked for is idle, not
   // stalled, so stage api only stalls while such requests keep coming in.
-  const served = config.slos.freshness.total.map((selector) => `sum by (job) (increase(${selector}[${stall.stage_budgets_seconds.api}s]))`).join(' + ');
+  const freshnessSlo = config.slos.freshness;
+  if (freshnessSlo === undefined) throw new Error('slo.yaml: slos.freshness is needed (its total counts the data requests served)');
+  const served = freshnessSlo.total.map((selector) => `sum by (job) (increase(${selector}[${stall.stage_budgets_seconds.api}s]))`).join(' + ');
   const rules: AlertingRule[] = STAGES.map((stage) => {
     const budget = stall.stage_budgets_seconds[stage];
     const running = `order_items_pipeline_stage_running_seconds{${job},stage="${stage}"} > ${budget}`;

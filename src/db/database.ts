@@ -25,6 +25,11 @@ export interface QueryObserver {
 export interface DatabaseOptions {
   queryTimeoutMs: number;
   acquireTimeoutMs: number;
+  /**
+   * A pool of its own for ping(): readiness asks whether the database answers, and must not wait
+   * behind (or be refused by) the queue of a busy request pool. Without it, ping() uses the pool.
+   */
+  probePool?: Pool;
   observe?: QueryObserver;
   /** Called once, when the engine is first known (at startup, or at the first connection). */
   onEngineDetected?: (engine: Engine, version: string) => void;
@@ -190,7 +195,7 @@ export class Database {
 
   /** Readiness: a connection and one round trip, each bounded in time. */
   async ping(): Promise<void> {
-    const connection = await this.acquire().catch((error: unknown) => {
+    const connection = await this.acquire(this.options.probePool ?? this.pool).catch((error: unknown) => {
       throw this.translate(error);
     });
     let healthy = true;
@@ -371,11 +376,11 @@ export class Database {
   }
 
   /** mysql2 has no acquire timeout: a request must not wait forever for a busy pool. */
-  private acquire(): Promise<PoolConnection> {
+  private acquire(pool: Pool = this.pool): Promise<PoolConnection> {
     return new Promise<PoolConnection>((resolve, reject) => {
       const release = (connection: PoolConnection): void => connection.release();
       const settle = this.acquireTimer(resolve, reject, release);
-      this.pool.getConnection().then(
+      pool.getConnection().then(
         (connection) => settle(null, connection),
         (error: unknown) => settle(error, undefined),
       );

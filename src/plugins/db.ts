@@ -22,11 +22,16 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
     queueLimit: config.db.queueLimit,
     idleTimeoutMs: config.db.idleTimeoutMs,
   });
+  // Readiness on a connection of its own: a request pool that is busy (every connection taken,
+  // its queue full) is not a database that is down, and must not take the replica out of the
+  // load balancer with every other busy replica at once.
+  const probePool = createPool(config.databaseUrl, { connectionLimit: 1, queueLimit: 16, idleTimeoutMs: config.db.idleTimeoutMs });
   // A dead server makes mysql2 emit errors on idle connections; they are handled per query.
-  pool.on('connection', (connection) => connection.on('error', () => undefined));
+  for (const each of [pool, probePool]) each.on('connection', (connection) => connection.on('error', () => undefined));
   const database = new Database(pool, {
     queryTimeoutMs: config.db.queryTimeoutMs,
     acquireTimeoutMs: config.db.acquireTimeoutMs,
+    probePool,
     observe: (queryName, seconds) => app.metrics.dbQueryDuration.observe({ query: queryName }, seconds),
     onEngineDetected: (engine, version) => {
       app.log.info({ engine, version }, `database engine: ${engine} (${version})`);
@@ -54,7 +59,7 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
     }
   });
   app.addHook('onClose', async () => {
-    await pool.end();
+    await Promise.all([pool.end(), probePool.end()]);
   });
 }
 

@@ -60,6 +60,14 @@ describe('bounded wait for a connection', () => {
       expectUnavailable(refused);
       expect(refused.ms).toBeLessThan(150);
       expect((await timedInject(app, '/healthz')).status).toBe(200);
+      // Audit: readiness went through the same busy pool and took a healthy replica out of the
+      // balancer. Busy is not down: the database still answers on the probe's own connection.
+      const queued = timedInject(app, ORDER, SELLERS.alpha);
+      await sleep(20);
+      const ready = await timedInject(app, '/readyz');
+      expect(ready.status).toBe(200);
+      expect(ready.ms).toBeLessThan(400);
+      expectUnavailable(await queued);
       await locker.query('UNLOCK TABLES');
       expect((await holder).status).toBe(404); // the all-zero order does not exist: a real answer
     } finally {

@@ -101,7 +101,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       server.setTimeout(config.requestTimeoutMs + SOCKET_TIMEOUT_MARGIN_MS);
       return server;
     },
-    return503OnClosing: true,
+    // The health plugin answers requests that arrive while closing (problem+json, Retry-After).
+    return503OnClosing: false,
     genReqId: requestIdOf,
     // Unknown query parameters are refused, not silently dropped: a typo must not widen a query.
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },

@@ -16,6 +16,18 @@ declare module 'fastify' {
 
 async function healthPlugin(app: FastifyInstance): Promise<void> {
   app.decorate('draining', false);
+  // Once close() has begun, a request still arriving on an open connection (a pipelined one, or
+  // one racing the close) gets the same 503 problem document as any other, with Retry-After and
+  // every usual header: Fastify's own closing answer (return503OnClosing) has neither.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS)).header('connection', 'close');
+    return sendProblem(reply, 'unavailable', 503, 'shutting down');
+  });
   // While draining, every response asks the client to close its keep-alive connection, so no
   // client keeps a socket to a replica that is about to stop listening.
   app.addHook('onSend', async (_request, reply) => {

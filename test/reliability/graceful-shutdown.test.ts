@@ -2,6 +2,7 @@
 // drain delay, then new connections are refused, in-flight requests finish, the pool closes and
 // the process exits 0; past the deadline it exits 1 rather than hang.
 import http from 'node:http';
+import net from 'node:net';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -139,5 +140,51 @@ describe('graceful shutdown on SIGTERM', () => {
       await locker.query('UNLOCK TABLES').catch(() => undefined);
       await locker.end();
     }
+  });
+});
+
+// Audit: a request arriving while the app closes got Fastify's own 503 ({"error": …}), without
+// problem+json, Retry-After, X-Request-Id or no-store.
+describe('a request that arrives while the app is closing', () => {
+  it('gets the 503 problem document with Retry-After and the usual headers', async () => {
+    const { buildTestApp, listen } = await import('../helpers/app.js');
+    const app = await buildTestApp(db.url, { DB_QUERY_TIMEOUT_MS: '5000' });
+    const baseUrl = await listen(app);
+    const locker = await mysql.createConnection({ uri: db.url });
+    const socket = net.connect(Number(new URL(baseUrl).port), '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+    const ended = new Promise((resolve) => socket.on('close', resolve));
+    const head = (path: string): string =>
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${bearer(mintToken({ sellerId: SELLERS.alpha })).authorization}\r\n\r\n`;
+    try {
+      await locker.query(LOCK_ITEM_TABLES);
+      // In flight and held by the lock: the connection stays open through close().
+      socket.write(head(ORDER));
+      await sleep(150);
+      const closed = app.close();
+      await sleep(100);
+      // Pipelined on the same connection: handled while the app is closing.
+      socket.write(head('/v1/order-items?limit=1'));
+      await sleep(100);
+      await locker.query('UNLOCK TABLES');
+      await closed;
+      await ended;
+    } finally {
+      socket.destroy();
+      await locker.query('UNLOCK TABLES').catch(() => undefined);
+      await locker.end();
+      await app.close().catch(() => undefined);
+    }
+    const responses = received.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    expect(responses[0]).toMatch(/^HTTP\/1\.1 404 /);
+    const second = responses[1] ?? '';
+    expect(second).toMatch(/^HTTP\/1\.1 503 /);
+    expect(second).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(second).toMatch(/\r\nretry-after: \d+\r\n/i);
+    expect(second).toMatch(/\r\ncache-control: no-store\r\n/i);
+    expect(second).toMatch(/\r\nx-request-id: \S+\r\n/i);
+    expect(second).toMatch(/"status":503/);
   });
 });

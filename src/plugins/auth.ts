@@ -168,7 +168,19 @@ function bearerToken(request: FastifyRequest): string {
   if (header.length > MAX_TOKEN_BYTES + 7) throw new AuthError('token too large');
   const match = BEARER.exec(header);
   if (match === null) throw new AuthError('malformed Authorization header: expected "Bearer <jwt>"');
+  // Node keeps the first of several Authorization fields; a proxy may read another one, and the
+  // two would disagree about who is calling (RFC 9110 §5.3: it is not a list field).
+  if (authorizationFields(request.raw.rawHeaders) > 1) throw new AuthError('more than one Authorization header');
   return match[1] as string;
+}
+
+function authorizationFields(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (name !== undefined && name.length === 13 && name.toLowerCase() === 'authorization') count += 1;
+  }
+  return count;
 }
 
 /** Full verification of a token not verified before (or no longer inside its reuse window). */

@@ -1,6 +1,7 @@
 // The JWT attack catalog against the HS256 (JWT_SECRET) key mode, over real HTTP, plus the
 // configuration's refusal of keys that set up algorithm confusion.
 import { generateKeyPairSync } from 'node:crypto';
+import nodeHttp from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -8,7 +9,7 @@ import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { TEST_JWT_SECRET } from '../helpers/tokens.js';
-import { auth, craft, expectUnauthorized, http, listen, nowSeconds, sellerClaims, type Signer } from './support.js';
+import { auth, craft, expectUnauthorized, http, listen, nowSeconds, sellerClaims, type HttpResult, type Signer } from './support.js';
 
 const HS = { alg: 'HS256', typ: 'JWT' };
 const good: Signer = { kind: 'hmac', bits: 256, key: TEST_JWT_SECRET };
@@ -36,6 +37,29 @@ afterAll(async () => {
 });
 
 const get = (token: string, path = ITEMS, target = (): string => base) => http(target() + path, { headers: auth(token) });
+
+/** A GET with Host and exactly these header fields, repeated names kept (fetch would join them into one). */
+function rawGet(url: string, rawHeaders: string[]): Promise<HttpResult> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const request = nodeHttp.request(url, { method: 'GET', agent: false, headers: ['Host', new URL(url).host, ...rawHeaders] }, (response) => {
+      let text = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(response.headers)) if (typeof value === 'string') headers.set(name, value);
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: response.statusCode ?? 0, headers, text, json, ms: performance.now() - started });
+      });
+    });
+    request.on('error', reject).end();
+  });
+}
 
 describe('HS256 mode: a well-formed token is served (control)', () => {
   it('serves the seller its own items', async () => {
@@ -206,7 +230,7 @@ describe('HS256 mode: issuer and audience, when configured, are required', () =>
 });
 
 describe('HS256 mode: transport of the token', () => {
-  const token = (): string => craft(HS, sellerClaims(SELLERS.alpha), good);
+  const token = (seller: string = SELLERS.alpha): string => craft(HS, sellerClaims(seller), good);
 
   it('a token over 8 KB → 401 or 431, and the app still serves afterwards', async () => {
     const padded = craft(HS, sellerClaims(SELLERS.alpha, { pad: 'x'.repeat(9000) }), good);
@@ -234,6 +258,22 @@ describe('HS256 mode: transport of the token', () => {
     const headers: Record<string, string> = {};
     if (template !== undefined) headers.authorization = template.replaceAll('<t>', token());
     expectUnauthorized(await http(base + ITEMS, { headers }), label);
+  });
+
+  // Audit: Node keeps the first of two Authorization fields, so a valid first token won; a proxy
+  // reading the other one would disagree about the caller.
+  it.each([
+    ['a valid token, then garbage', ['<t>', 'garbage']],
+    ['two valid tokens of different sellers', ['<t>', '<u>']],
+    ['the same valid token twice', ['<t>', '<t>']],
+  ] as [string, string[]][])('two Authorization headers (%s) → 401', async (label, tokens) => {
+    const values = tokens.map((t) => `Bearer ${t.replace('<t>', token()).replace('<u>', token(SELLERS.beta))}`);
+    expectUnauthorized(await rawGet(base + ITEMS, values.flatMap((value) => ['Authorization', value])), label);
+  });
+
+  it('one Authorization header next to other headers is accepted (control)', async () => {
+    const result = await rawGet(base + ITEMS, ['X-Trace', 'a', 'Authorization', `Bearer ${token()}`, 'X-Trace', 'b']);
+    expect(result.status, result.text).toBe(200);
   });
 
   it.each(['access_token', 'token', 'jwt', 'authorization'])('a token in the query string (%s=) is not accepted → 401', async (name) => {

@@ -126,6 +126,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsPlugin, { config, recording: options.benchmarkWithoutAuthAndMetricsAsSeller === undefined });
   await app.register(loadSheddingPlugin, { gate });
   await app.register(dbPlugin, { config });
+  gate.databaseQueueFull = () => app.db.waitingForConnection >= config.db.queueLimit;
   await app.register(repositoriesPlugin, { config });
   await app.register(authPlugin, { config, benchmarkSellerId: options.benchmarkWithoutAuthAndMetricsAsSeller });
   await app.register(securityPlugin, { config });

@@ -94,6 +94,7 @@ function keepsConnection(error: unknown): boolean {
 
 export class Database {
   #engine: Engine | undefined;
+  #waiting = 0;
   readonly #budgetedSql = new Map<string, string>();
 
   constructor(
@@ -103,6 +104,11 @@ export class Database {
 
   get engine(): Engine | undefined {
     return this.#engine;
+  }
+
+  /** Requests waiting for a connection of the request pool right now. */
+  get waitingForConnection(): number {
+    return this.#waiting;
   }
 
   /** Runs a named, read-only statement under the time budget. */
@@ -379,7 +385,7 @@ export class Database {
   private acquire(pool: Pool = this.pool): Promise<PoolConnection> {
     return new Promise<PoolConnection>((resolve, reject) => {
       const release = (connection: PoolConnection): void => connection.release();
-      const settle = this.acquireTimer(resolve, reject, release);
+      const settle = this.acquireTimer(resolve, reject, release, pool === this.pool);
       pool.getConnection().then(
         (connection) => settle(null, connection),
         (error: unknown) => settle(error, undefined),
@@ -391,7 +397,7 @@ export class Database {
   private acquireCore(): Promise<CorePoolConnection> {
     return new Promise<CorePoolConnection>((resolve, reject) => {
       const release = (connection: CorePoolConnection): void => connection.release();
-      const settle = this.acquireTimer(resolve, reject, release);
+      const settle = this.acquireTimer(resolve, reject, release, true);
       this.pool.pool.getConnection((error, connection) => settle(error, connection));
     });
   }
@@ -401,10 +407,16 @@ export class Database {
     resolve: (connection: C) => void,
     reject: (error: unknown) => void,
     release: (connection: C) => void,
+    counted: boolean,
   ): (error: unknown, connection: C | undefined) => void {
     let settled = false;
-    const timer = setTimeout(() => {
+    if (counted) this.#waiting += 1;
+    const done = (): void => {
       settled = true;
+      if (counted) this.#waiting -= 1;
+    };
+    const timer = setTimeout(() => {
+      done();
       reject(new DatabaseUnavailableError('timed out waiting for a database connection'));
     }, this.options.acquireTimeoutMs);
     return (error, connection) => {
@@ -412,7 +424,7 @@ export class Database {
         if (connection !== undefined && error === null) release(connection);
         return;
       }
-      settled = true;
+      done();
       clearTimeout(timer);
       if (connection !== undefined && (error === null || error === undefined)) {
         resolve(connection);

@@ -16,7 +16,7 @@ import { CpuUsageMeter } from './cpu-budget.js';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './problem.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 
-export const PRESSURE_SIGNALS = ['eventLoopDelay', 'cpu', 'inFlight'] as const;
+export const PRESSURE_SIGNALS = ['eventLoopDelay', 'cpu', 'inFlight', 'dbQueue'] as const;
 export type PressureSignal = (typeof PRESSURE_SIGNALS)[number];
 
 export interface PressureLimits {
@@ -67,6 +67,12 @@ export class PressureGate {
   private readonly enabled: boolean;
   /** Called once per refused request, with the signal that caused the refusal. */
   onShed: (signal: PressureSignal) => void = () => undefined;
+  /**
+   * Whether the database pool's wait queue is full: a request admitted now would be refused by
+   * the pool anyway, after routing, authentication and the rest, which under overload is CPU the
+   * admitted requests need. Set by the app once its database exists.
+   */
+  databaseQueueFull: () => boolean = () => false;
 
   constructor(private readonly limits: PressureLimits) {
     this.enabled = limits.maxEventLoopDelayMs > 0 || limits.maxCpuUtilization > 0;
@@ -127,7 +133,13 @@ export class PressureGate {
     return (request, response) => {
       const limit = this.limits.maxInFlight;
       const refusal: PressureSignal | undefined =
-        limit > 0 && this.inFlight >= limit ? 'inFlight' : this.admits() ? undefined : (this.signal ?? 'eventLoopDelay');
+        limit > 0 && this.inFlight >= limit
+          ? 'inFlight'
+          : !this.admits()
+            ? (this.signal ?? 'eventLoopDelay')
+            : this.databaseQueueFull()
+              ? 'dbQueue'
+              : undefined;
       if (refusal !== undefined && !isHealthRoute(request.url)) {
         this.refuse(request, response, refusal);
         return;

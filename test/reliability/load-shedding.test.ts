@@ -76,6 +76,36 @@ describe('bounded wait for a connection', () => {
     }
     expect((await timedInject(app, LIST, SELLERS.alpha)).status).toBe(200);
   });
+
+  // Audit: under a database-bound overload the pool refused thousands of requests per second
+  // after routing and authentication, CPU the admitted requests then lacked.
+  it('while the pool queue is full, the gate refuses at the door (reason dbQueue), never the health routes, and admits again after', async () => {
+    const baseUrl = await listen(app);
+    const before = await shedCount(app, 'dbQueue');
+    const locker = await mysql.createConnection({ uri: db.url });
+    try {
+      await locker.query(LOCK_ITEM_TABLES);
+      const holder = timedFetch(baseUrl, ORDER, SELLERS.alpha);
+      await sleep(100);
+      const waiter = timedFetch(baseUrl, ORDER, SELLERS.alpha);
+      await sleep(50);
+      expect(app.db.waitingForConnection).toBe(1);
+      const refused = await timedFetch(baseUrl, ORDER, SELLERS.alpha);
+      expectUnavailable(refused);
+      expect(await shedCount(app, 'dbQueue')).toBe(before + 1);
+      expect((await timedFetch(baseUrl, '/healthz')).status).toBe(200);
+      expect((await timedFetch(baseUrl, '/readyz')).status).toBe(200);
+      expectUnavailable(await waiter);
+      await locker.query('UNLOCK TABLES');
+      expect((await holder).status).toBe(404);
+    } finally {
+      await locker.query('UNLOCK TABLES').catch(() => undefined);
+      await locker.end();
+    }
+    expect(app.db.waitingForConnection).toBe(0);
+    expect((await timedFetch(baseUrl, LIST, SELLERS.alpha)).status).toBe(200);
+    expect(await shedCount(app, 'dbQueue')).toBe(before + 1);
+  });
 });
 
 async function shedCount(app: FastifyInstance, reason: string): Promise<number> {

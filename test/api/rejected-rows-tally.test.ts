@@ -49,6 +49,24 @@ describe('RejectedRowsTally', () => {
     expect(totals.get('landing')).toBe(30_000);
   });
 
+  it('when refreshes overlap the first sum, then they share it (one pass over the table) and agree', async () => {
+    const chunkStatements = async (): Promise<number> => {
+      const text = await app.metrics.registry.metrics();
+      const line = text.split('\n').find((l) => l.startsWith('db_query_duration_seconds_count{query="rejectedRowsChunk"}'));
+      return Number(line?.split(' ').at(-1) ?? 0);
+    };
+    const before = await chunkStatements();
+    await new RejectedRowsTally(app.db).totals();
+    const onePass = (await chunkStatements()) - before;
+    expect(onePass).toBeGreaterThanOrEqual(2);
+
+    const tally = new RejectedRowsTally(app.db);
+    const [first, second] = await Promise.all([tally.totals(), tally.totals()]);
+    expect((await chunkStatements()) - before - onePass).toBe(onePass);
+    expect(Object.fromEntries(first)).toEqual(await sqlTotals());
+    expect(Object.fromEntries(second)).toEqual(Object.fromEntries(first));
+  });
+
   it('after start-up: new batches add, rows pushed out of the window keep their count, deleted rows take nothing back', async () => {
     const tally = new RejectedRowsTally(app.db);
     await tally.totals();

@@ -17,13 +17,21 @@ export class RejectedRowsTally {
   /** `batch_id|stage` → the row's rejected count as last read, for the rows inside the window. */
   #window = new Map<string, { stage: PipelineStage; rejected: number }>();
   #started = false;
+  /** The first full sum, shared by refreshes that overlap it (it can take seconds). */
+  #starting: Promise<void> | undefined;
 
   constructor(private readonly db: Database) {}
 
   /** Per stage, the total rejected rows. */
   async totals(): Promise<Map<PipelineStage, number>> {
-    if (!this.#started) await this.#start();
-    else this.#slide(await this.#readWindow());
+    if (!this.#started) {
+      this.#starting ??= this.#start().finally(() => {
+        this.#starting = undefined;
+      });
+      await this.#starting;
+    } else {
+      this.#slide(await this.#readWindow());
+    }
     const totals = new Map(this.#settled);
     for (const { stage, rejected } of this.#window.values()) totals.set(stage, (totals.get(stage) ?? 0) + rejected);
     return totals;

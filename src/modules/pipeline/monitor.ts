@@ -90,11 +90,20 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
   app.decorate('refreshPipelineMetrics', refresh);
 
   let timer: NodeJS.Timeout | undefined;
+  // A tick that comes while the previous refresh still runs is skipped: refreshes piling up on a
+  // slow database would only take connections from the requests.
+  let running = false;
   const tick = (): void => {
-    refresh().catch((error: unknown) => {
-      const causes = error instanceof AggregateError ? error.errors : [error];
-      app.log.warn({ err: error, causes: causes.map((cause) => (cause instanceof Error ? cause.message : String(cause))) }, 'pipeline metrics refresh failed');
-    });
+    if (running) return;
+    running = true;
+    refresh()
+      .catch((error: unknown) => {
+        const causes = error instanceof AggregateError ? error.errors : [error];
+        app.log.warn({ err: error, causes: causes.map((cause) => (cause instanceof Error ? cause.message : String(cause))) }, 'pipeline metrics refresh failed');
+      })
+      .finally(() => {
+        running = false;
+      });
   };
   app.addHook('onReady', async () => {
     tick();

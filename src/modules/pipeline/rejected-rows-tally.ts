@@ -2,68 +2,72 @@
 // whole history on every refresh: summing every stage row took seconds past a few hundred
 // thousand batches and then failed the statement budget on every tick.
 //
-// The first read sums the whole table once, in primary-key chunks. After that only the stage rows
-// of the newest batches (RECENT_BATCHES) are read: a row that leaves that window keeps the value it
-// had when it was last seen, and so does a row that is deleted (pruning the monitoring table never
-// takes a counter back). A change to a stage of a batch older than the window, after start-up, is
-// not seen until the process restarts.
+// The table is split at a boundary: the RECENT_BATCHES-th newest batch (by ingestion time, then
+// id). Stage rows of batches at or after it ("recent") are summed on every refresh, by an index
+// range. The rest ("settled": older batches, and stage rows whose batch is not in etl_batch) is
+// summed in primary-key chunks, once at start-up and again every SETTLED_REFRESH_MS, when the
+// boundary moves forward. Both sums use the same boundary, so no row is ever in both: the total
+// is exact for the recent rows at every refresh, and for the settled ones as of their last sum
+// (a late change to an old batch shows up within SETTLED_REFRESH_MS).
 import type { PipelineStage } from '../../db/schema.js';
 import type { Database } from '../../db/database.js';
-import { recentRejectedRows, rejectedRowsAfter } from './repository.js';
+import { recentBatchesBoundary, rejectedRowsFrom, settledRejectedRowsAfter, type BatchKey } from './repository.js';
+
+/** How often the rows behind the boundary are summed again (and the boundary moves). */
+export const SETTLED_REFRESH_MS = 10 * 60_000;
+
+interface Settled {
+  /** The oldest recent batch; null while there are fewer than RECENT_BATCHES batches. */
+  boundary: BatchKey | null;
+  totals: Map<PipelineStage, number>;
+  summedAtMs: number;
+}
 
 export class RejectedRowsTally {
-  /** Per stage, the rejected rows of every stage row outside the window. */
-  #settled = new Map<PipelineStage, number>();
-  /** `batch_id|stage` → the row's rejected count as last read, for the rows inside the window. */
-  #window = new Map<string, { stage: PipelineStage; rejected: number }>();
-  #started = false;
-  /** The first full sum, shared by refreshes that overlap it (it can take seconds). */
-  #starting: Promise<void> | undefined;
+  #settled: Settled | undefined;
+  /** The sum of the settled rows in progress, shared by refreshes that overlap it (it can take seconds). */
+  #summing: Promise<Settled> | undefined;
 
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Per stage, the total rejected rows. */
   async totals(): Promise<Map<PipelineStage, number>> {
-    if (!this.#started) {
-      this.#starting ??= this.#start().finally(() => {
-        this.#starting = undefined;
-      });
-      await this.#starting;
-    } else {
-      this.#slide(await this.#readWindow());
+    const settled = await this.#currentSettled();
+    const totals = new Map(settled.totals);
+    for (const row of await rejectedRowsFrom(this.db, settled.boundary)) {
+      totals.set(row.stage, (totals.get(row.stage) ?? 0) + Number(row.total));
     }
-    const totals = new Map(this.#settled);
-    for (const { stage, rejected } of this.#window.values()) totals.set(stage, (totals.get(stage) ?? 0) + rejected);
     return totals;
   }
 
-  // The whole sum first, then the window: a row that grows in between is counted low by that
-  // growth (never high), and a counter must never count a row twice.
-  async #start(): Promise<void> {
-    const whole = new Map<PipelineStage, number>();
+  async #currentSettled(): Promise<Settled> {
+    const settled = this.#settled;
+    if (settled !== undefined && this.now() - settled.summedAtMs < SETTLED_REFRESH_MS) return settled;
+    this.#summing ??= this.#sumSettled().finally(() => {
+      this.#summing = undefined;
+    });
+    // Past the first sum, a refresh does not wait for the next one: the previous stays exact.
+    if (settled !== undefined) {
+      this.#summing.catch(() => undefined);
+      return settled;
+    }
+    return this.#summing;
+  }
+
+  async #sumSettled(): Promise<Settled> {
+    const boundary = await recentBatchesBoundary(this.db);
+    const totals = new Map<PipelineStage, number>();
     let after: string | null = null;
     do {
-      const chunk = await rejectedRowsAfter(this.db, after);
-      for (const row of chunk.totals) whole.set(row.stage, (whole.get(row.stage) ?? 0) + Number(row.total));
+      const chunk = await settledRejectedRowsAfter(this.db, boundary, after);
+      for (const row of chunk.totals) totals.set(row.stage, (totals.get(row.stage) ?? 0) + Number(row.total));
       after = chunk.next;
     } while (after !== null);
-    const window = await this.#readWindow();
-    for (const { stage, rejected } of window.values()) whole.set(stage, (whole.get(stage) ?? 0) - rejected);
-    for (const [stage, total] of whole) whole.set(stage, Math.max(0, total));
-    this.#settled = whole;
-    this.#window = window;
-    this.#started = true;
-  }
-
-  #slide(next: Map<string, { stage: PipelineStage; rejected: number }>): void {
-    for (const [key, { stage, rejected }] of this.#window) {
-      if (!next.has(key)) this.#settled.set(stage, (this.#settled.get(stage) ?? 0) + rejected);
-    }
-    this.#window = next;
-  }
-
-  async #readWindow(): Promise<Map<string, { stage: PipelineStage; rejected: number }>> {
-    const rows = await recentRejectedRows(this.db);
-    return new Map(rows.map((row) => [`${row.batch_id}|${row.stage}`, { stage: row.stage, rejected: Number(row.rows_rejected) }]));
+    const settled = { boundary, totals, summedAtMs: this.now() };
+    this.#settled = settled;
+    return settled;
   }
 }

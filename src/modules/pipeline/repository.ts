@@ -150,8 +150,9 @@ export interface StageFigures extends RowDataPacket {
   finished_at: string;
 }
 
-/** How many of the newest batches newestFinishedStages looks through. */
+/** How many of the newest batches newestFinishedStages looks through, and the rejected-row tally re-reads. */
 export const RECENT_BATCHES = 1000;
+const RECENT_BATCH_OFFSET = RECENT_BATCHES - 1;
 
 /**
  * Per stage, the run in the newest batch (by ingestion, then id) where that stage finished, among
@@ -196,7 +197,7 @@ export async function runningStages(db: Database): Promise<RunningStage[]> {
   );
 }
 
-interface BatchKey extends RowDataPacket {
+export interface BatchKey extends RowDataPacket {
   batch_id: string;
   created_at: string;
 }
@@ -239,57 +240,72 @@ export interface RejectedTotal extends RowDataPacket {
   total: string | number;
 }
 
-/** Where a chunk of rejectedRowsAfter ends: about 50,000 stage rows on (plus the rest of one batch's). */
+/** The oldest of the RECENT_BATCHES newest batches, or null while there are fewer. */
+export async function recentBatchesBoundary(db: Database): Promise<BatchKey | null> {
+  const rows = await db.select<BatchKey>(
+    'recentBatchesBoundary',
+    `SELECT batch_id, created_at FROM etl_batch FORCE INDEX (ix_batch_created)
+      ORDER BY created_at DESC, batch_id DESC LIMIT 1 OFFSET ${RECENT_BATCH_OFFSET}`,
+    [],
+  );
+  return rows[0] ?? null;
+}
+
+/** Rejected rows per stage of the batches at or after `boundary` (all batches when null): an index range. */
+export async function rejectedRowsFrom(db: Database, boundary: BatchKey | null): Promise<RejectedTotal[]> {
+  if (boundary === null) {
+    return db.select<RejectedTotal>(
+      'recentRejectedRows',
+      `SELECT s.stage, COALESCE(SUM(s.rows_rejected), 0) AS total
+         FROM etl_batch b JOIN etl_batch_stage s ON s.batch_id = b.batch_id GROUP BY s.stage`,
+      [],
+    );
+  }
+  return db.select<RejectedTotal>(
+    'recentRejectedRows',
+    `SELECT s.stage, COALESCE(SUM(s.rows_rejected), 0) AS total
+       FROM etl_batch b FORCE INDEX (ix_batch_created) JOIN etl_batch_stage s ON s.batch_id = b.batch_id
+      WHERE b.created_at > ? OR (b.created_at = ? AND b.batch_id >= ?)
+      GROUP BY s.stage`,
+    [boundary.created_at, boundary.created_at, boundary.batch_id],
+  );
+}
+
+/** Where a chunk of settledRejectedRowsAfter ends: about 50,000 stage rows on (plus the rest of one batch's). */
 const REJECTED_CHUNK_OFFSET = 49_999;
 
 /**
- * Rejected rows per stage over the stage rows of batch ids after `afterBatchId` (all when null),
- * a chunk of about 50,000 rows in primary-key order, so that no statement reads the whole
- * history. `next` is where the following chunk starts, or null when this was the last.
+ * Rejected rows per stage of the stage rows behind `boundary` (older batches, and rows whose batch
+ * is not in etl_batch; only the latter when the boundary is null), over the stage rows of batch
+ * ids after `afterBatchId` (from the first when null): a chunk of about 50,000 rows in primary-key
+ * order, so that no statement reads the whole history. `next` is where the following chunk
+ * starts, or null when this was the last.
  */
-export async function rejectedRowsAfter(
+export async function settledRejectedRowsAfter(
   db: Database,
+  boundary: BatchKey | null,
   afterBatchId: string | null,
 ): Promise<{ totals: RejectedTotal[]; next: string | null }> {
   // From the smallest id ('' included) on the first chunk, after the previous chunk's last id then.
   const op = afterBatchId === null ? '>=' : '>';
   const from = afterBatchId ?? '';
-  const boundary = await db.select<RowDataPacket & { batch_id: string }>(
+  const ends = await db.select<RowDataPacket & { batch_id: string }>(
     'rejectedRowsChunkEnd',
     `SELECT batch_id FROM etl_batch_stage WHERE batch_id ${op} ? ORDER BY batch_id LIMIT 1 OFFSET ${REJECTED_CHUNK_OFFSET}`,
     [from],
   );
-  const last = boundary[0]?.batch_id ?? null;
-  const totals =
-    last === null
-      ? await db.select<RejectedTotal>(
-          'rejectedRowsChunk',
-          `SELECT stage, COALESCE(SUM(rows_rejected), 0) AS total FROM etl_batch_stage WHERE batch_id ${op} ? GROUP BY stage`,
-          [from],
-        )
-      : await db.select<RejectedTotal>(
-          'rejectedRowsChunk',
-          `SELECT stage, COALESCE(SUM(rows_rejected), 0) AS total FROM etl_batch_stage WHERE batch_id ${op} ? AND batch_id <= ? GROUP BY stage`,
-          [from, last],
-        );
-  return { totals, next: last };
-}
-
-export interface RecentRejected extends RowDataPacket {
-  batch_id: string;
-  stage: PipelineStage;
-  rows_rejected: string | number;
-}
-
-/** The stage rows with rejected rows among the RECENT_BATCHES newest batches. */
-export async function recentRejectedRows(db: Database): Promise<RecentRejected[]> {
-  return db.select<RecentRejected>(
-    'recentRejectedRows',
-    `SELECT s.batch_id, s.stage, s.rows_rejected
-       FROM (SELECT batch_id FROM etl_batch FORCE INDEX (ix_batch_created)
-              ORDER BY created_at DESC, batch_id DESC LIMIT ${RECENT_BATCHES}) b
-       JOIN etl_batch_stage s ON s.batch_id = b.batch_id
-      WHERE s.rows_rejected > 0`,
-    [],
+  const last = ends[0]?.batch_id ?? null;
+  // Behind the boundary: the complement of rejectedRowsFrom's range, so no row is in both.
+  const behind = boundary === null ? 'b.batch_id IS NULL' : 'b.batch_id IS NULL OR b.created_at < ? OR (b.created_at = ? AND b.batch_id < ?)';
+  const behindParams: SqlValue[] = boundary === null ? [] : [boundary.created_at, boundary.created_at, boundary.batch_id];
+  const upTo = last === null ? '' : 'AND s.batch_id <= ?';
+  const totals = await db.select<RejectedTotal>(
+    'rejectedRowsChunk',
+    `SELECT s.stage, COALESCE(SUM(s.rows_rejected), 0) AS total
+       FROM etl_batch_stage s LEFT JOIN etl_batch b ON b.batch_id = s.batch_id
+      WHERE s.batch_id ${op} ? ${upTo} AND (${behind})
+      GROUP BY s.stage`,
+    [from, ...(last === null ? [] : [last]), ...behindParams],
   );
+  return { totals, next: last };
 }

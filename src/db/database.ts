@@ -92,9 +92,11 @@ function keepsConnection(error: unknown): boolean {
   return !isConnectionError(error) && errorCode(error) !== 'PROTOCOL_SEQUENCE_TIMEOUT';
 }
 
+/** How long readiness waits for its probe connection at least (see ping). */
+const PROBE_CONNECT_WAIT_MS = 2_000;
+
 export class Database {
   #engine: Engine | undefined;
-  #waiting = 0;
   readonly #budgetedSql = new Map<string, string>();
 
   constructor(
@@ -106,9 +108,14 @@ export class Database {
     return this.#engine;
   }
 
-  /** Requests waiting for a connection of the request pool right now. */
+  /**
+   * Requests in the request pool's wait queue right now: mysql2's own queue, the one DB_QUEUE_LIMIT
+   * bounds, so "full" means exactly what makes the pool refuse. A waiter whose acquire timed out
+   * stays in it until a connection frees (mysql2 has no cancel), and counts as the pool counts it.
+   */
   get waitingForConnection(): number {
-    return this.#waiting;
+    const core = this.pool.pool as unknown as { _connectionQueue?: { length: number } };
+    return core._connectionQueue?.length ?? 0;
   }
 
   /** Runs a named, read-only statement under the time budget. */
@@ -201,7 +208,10 @@ export class Database {
 
   /** Readiness: a connection and one round trip, each bounded in time. */
   async ping(): Promise<void> {
-    const connection = await this.acquire(this.options.probePool ?? this.pool).catch((error: unknown) => {
+    // A new connection may take longer than a request may wait for a pooled one (TLS, a remote
+    // server): readiness must not fail on the probe's first connect after an idle period.
+    const probeWaitMs = Math.max(this.options.acquireTimeoutMs, PROBE_CONNECT_WAIT_MS);
+    const connection = await this.acquire(this.options.probePool ?? this.pool, probeWaitMs).catch((error: unknown) => {
       throw this.translate(error);
     });
     let healthy = true;
@@ -382,10 +392,10 @@ export class Database {
   }
 
   /** mysql2 has no acquire timeout: a request must not wait forever for a busy pool. */
-  private acquire(pool: Pool = this.pool): Promise<PoolConnection> {
+  private acquire(pool: Pool = this.pool, waitMs = this.options.acquireTimeoutMs): Promise<PoolConnection> {
     return new Promise<PoolConnection>((resolve, reject) => {
       const release = (connection: PoolConnection): void => connection.release();
-      const settle = this.acquireTimer(resolve, reject, release, pool === this.pool);
+      const settle = this.acquireTimer(resolve, reject, release, waitMs);
       pool.getConnection().then(
         (connection) => settle(null, connection),
         (error: unknown) => settle(error, undefined),
@@ -397,7 +407,7 @@ export class Database {
   private acquireCore(): Promise<CorePoolConnection> {
     return new Promise<CorePoolConnection>((resolve, reject) => {
       const release = (connection: CorePoolConnection): void => connection.release();
-      const settle = this.acquireTimer(resolve, reject, release, true);
+      const settle = this.acquireTimer(resolve, reject, release, this.options.acquireTimeoutMs);
       this.pool.pool.getConnection((error, connection) => settle(error, connection));
     });
   }
@@ -407,24 +417,19 @@ export class Database {
     resolve: (connection: C) => void,
     reject: (error: unknown) => void,
     release: (connection: C) => void,
-    counted: boolean,
+    waitMs: number,
   ): (error: unknown, connection: C | undefined) => void {
     let settled = false;
-    if (counted) this.#waiting += 1;
-    const done = (): void => {
-      settled = true;
-      if (counted) this.#waiting -= 1;
-    };
     const timer = setTimeout(() => {
-      done();
+      settled = true;
       reject(new DatabaseUnavailableError('timed out waiting for a database connection'));
-    }, this.options.acquireTimeoutMs);
+    }, waitMs);
     return (error, connection) => {
       if (settled) {
         if (connection !== undefined && error === null) release(connection);
         return;
       }
-      done();
+      settled = true;
       clearTimeout(timer);
       if (connection !== undefined && (error === null || error === undefined)) {
         resolve(connection);

@@ -43,8 +43,12 @@ export interface PressureLimits {
 const NEVER_SHED = ['/healthz', '/readyz'];
 const SAMPLE_INTERVAL_MS = 100;
 
+/** The health routes as the router matches them: a trailing slash and a query string included. */
 function isHealthRoute(url: string | undefined): boolean {
-  return url !== undefined && NEVER_SHED.some((path) => url === path || url.startsWith(`${path}?`));
+  if (url === undefined) return false;
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  return NEVER_SHED.some((health) => path === health || path === `${health}/`);
 }
 const HISTOGRAM_RESOLUTION_MS = 10;
 /** Admitted fraction regained per quiet sample: full service one second after the loop calms. */

@@ -92,7 +92,12 @@ describe('PressureGate at the door', () => {
     expect(reachedFastify).toBe(0);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz?verbose=1`)).status).toBe(200);
-    expect(reachedFastify).toBe(2);
+    // The router matches a trailing slash too (audit: /readyz/ was shed).
+    expect((await fetch(`${base}/readyz/`)).status).toBe(200);
+    expect((await fetch(`${base}/healthz/?x=1`)).status).toBe(200);
+    expect(reachedFastify).toBe(4);
+    expect((await fetch(`${base}/readyzz`)).status).toBe(503);
+    expect(reachedFastify).toBe(4);
   });
 });
 

@@ -65,11 +65,6 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
       if (body.status === 'running' && finishedMs !== null) {
         throw badRequest({ name: 'finishedAt', in: 'body', reason: 'must be absent while the stage is running' });
       }
-      // A stage cannot reject more rows than it read; an absurd count would stay in the
-      // monitoring totals (and etl_rejected_rows_total, which never goes back) for good.
-      if (body.rowsRejected !== undefined && body.rowsIn !== undefined && body.rowsRejected > body.rowsIn) {
-        throw badRequest({ name: 'rowsRejected', in: 'body', reason: `must not be more than rowsIn (${body.rowsIn})` });
-      }
       if (body.status !== 'running' && finishedMs === null) {
         throw badRequest({ name: 'finishedAt', in: 'body', reason: `is required when status is ${body.status}` });
       }
@@ -96,6 +91,12 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
         if (batch === null) throw new Error('batch vanished inside its transaction');
         const existing = await repository.lockStage(tx, batchId, stage);
         if (existing !== null && sameRun(existing, next)) return { created: false, batch, stage: existing };
+        // A stage cannot reject more rows than it read; an absurd count would stay in the
+        // monitoring totals (and etl_rejected_rows_total, which never goes back) for good. After
+        // the idempotency check: the same report again is still "unchanged", whatever was stored.
+        if (body.rowsRejected !== undefined && body.rowsIn !== undefined && body.rowsRejected > body.rowsIn) {
+          throw badRequest({ name: 'rowsRejected', in: 'body', reason: `must not be more than rowsIn (${body.rowsIn})` });
+        }
         if (finishedMs !== null && finishedMs < sqlTimestampToMs(batch.created_at)) {
           throw badRequest({
             name: 'finishedAt',
@@ -116,7 +117,10 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
         if (stored === null) throw new Error('stage vanished inside its transaction');
         return { created: existing === null, batch, stage: stored };
       });
-      const view = toBatch(outcome.batch, [outcome.stage]).stages[0];
+      // The gap is measured from the previous stage's end: the view needs every stage of the batch.
+      const stages = await repository.listStagesOf(app.db, [batchId]);
+      const others = stages.filter((row) => row.stage !== stage);
+      const view = toBatch(outcome.batch, [...others, outcome.stage]).stages.find((s) => s.stage === stage);
       if (view === undefined) throw new Error('stage view missing');
       return reply.code(outcome.created ? 201 : 200).send(view);
     },

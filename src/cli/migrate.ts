@@ -2,8 +2,8 @@ import { loadDatabaseUrl } from '../config.js';
 import { databaseName } from '../db/client.js';
 import { migrateDatabase } from '../db/migrate.js';
 
-const databaseUrl = loadDatabaseUrl();
 try {
+  const databaseUrl = loadDatabaseUrl();
   await migrateDatabase(databaseUrl);
   console.error(`migrations applied to database ${databaseName(databaseUrl)}`);
 } catch (error) {

@@ -29,8 +29,9 @@ export async function migrationState(pool: Pool): Promise<{ applied: number; exp
     const [rows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS applied FROM __drizzle_migrations');
     return { applied: Number(rows[0]?.applied ?? 0), expected: journal.entries.length };
   } catch (error) {
-    // 1146 ER_NO_SUCH_TABLE: never migrated.
-    if (typeof error === 'object' && error !== null && 'errno' in error && error.errno === 1146) return { applied: 0, expected: journal.entries.length };
+    // 1146 ER_NO_SUCH_TABLE: never migrated; 1049 ER_BAD_DB_ERROR: the database does not exist yet.
+    const errno = typeof error === 'object' && error !== null && 'errno' in error ? error.errno : undefined;
+    if (errno === 1146 || errno === 1049) return { applied: 0, expected: journal.entries.length };
     throw error;
   }
 }

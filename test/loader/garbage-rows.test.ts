@@ -222,6 +222,18 @@ describe('loader: a database this version did not migrate', () => {
       await folder.cleanup();
     }
   });
+
+  it('a database that does not exist yet is refused the same way (it was "cannot start the batch: Unknown database", exit 1)', async () => {
+    const missing = `oi_test_missing_${randomBytes(4).toString('hex')}`;
+    const folder = await writeFolder(baseRows());
+    try {
+      const failure = loadBatch({ databaseUrl: db.url.replace(/\/[^/]+$/, `/${missing}`), dir: folder.dir });
+      await expect(failure).rejects.toMatchObject({ kind: 'input' });
+      await expect(failure).rejects.toThrow(/not migrated to this version \(0 of \d+ migrations applied\): run npm run db:migrate/);
+    } finally {
+      await folder.cleanup();
+    }
+  });
 });
 
 describe('loader: a load stopped by a signal', () => {

@@ -2,7 +2,8 @@
 // users read it, then MySQL reads are slowed down. The metrics and the batch timeline must show
 // that the delay sits in the database read, not in the pipeline.
 //   npm run scenario:slow-read [-- --seconds 10]
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,7 +20,11 @@ const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8
 const phaseMs = Number(values.seconds) * 1000;
 const server = process.env.SCENARIO_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
 const databaseName = process.env.SCENARIO_DATABASE ?? 'oi_scenario_slow_read';
-if (!/^[A-Za-z0-9_]{1,64}$/.test(databaseName)) throw new Error('SCENARIO_DATABASE: letters, digits and _ only');
+// The scenario drops and recreates its database: a name without "scenario" in it is refused, so
+// that SCENARIO_DATABASE=order_items cannot wipe the real one.
+if (!/^[A-Za-z0-9_]{1,64}$/.test(databaseName) || !databaseName.includes('scenario')) {
+  throw new Error('SCENARIO_DATABASE: letters, digits and _ only, and containing "scenario" (the database is dropped and recreated)');
+}
 const databaseUrl = `${server}/${databaseName}`;
 const secret = 'scenario-secret-0123456789abcdef0123456789';
 
@@ -31,6 +36,8 @@ await migrateDatabase(databaseUrl);
 // 1. A batch is ingested, its source stage reports through the API, the loader lands and stages it
 // (the loader writes its own landing and staging stages), and the API records first-served.
 const dir = await mkdtemp(join(tmpdir(), 'oi-scenario-'));
+// Removed however the script ends, a failure included.
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 await generateDataset({ out: dir, sellers: 10, orders: 20_000, seed: 7 });
 const ingestedAt = Date.now() - 8_000;
 const config = loadConfig({
@@ -179,4 +186,3 @@ console.log('\n(quantiles interpolated from the histogram buckets scraped from /
 
 await pool.end();
 await app.close();
-await rm(dir, { recursive: true, force: true });

@@ -308,6 +308,12 @@ describe('pipeline times (audit: out-of-range, non-RFC 3339 and future times)', 
     await request(app.server).get('/v1/pipeline/batches').set(reader).expect(200);
   });
 
+  it.each(['2026-11-28', '2026-11-28T10:00Z', '2026-11-28T10:00:00'])('when a time is short of an RFC 3339 date-time (%s), then 400 says what to send', async (startedAt) => {
+    const response = await put('b-short', 'source', { startedAt, status: 'running' }).expect(400);
+    expect(response.body.invalidParams[0]).toMatchObject({ name: 'startedAt', in: 'body' });
+    expect(response.body.invalidParams[0].reason).toMatch(/RFC 3339 date-time with an offset, e\.g\. 2026-11-28T10:00:00Z/);
+  });
+
   it('when a time is the earliest accepted instant (given with an offset), then it is stored as such (control)', async () => {
     await put('b-range-edge', 'source', { startedAt: '2026-01-01T00:00:00Z', status: 'running', ingestedAt: '1970-01-01T01:00:00+01:00' }).expect(201);
     const [rows] = await db.pool.query("SELECT created_at FROM etl_batch WHERE batch_id = 'b-range-edge'");

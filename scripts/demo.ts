@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createSigner } from 'fast-jwt';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -30,7 +30,8 @@ const secret = config.jwt.key.secret;
 console.error(`migrating ${config.databaseUrl.replace(/:[^:@/]*@/, ':***@')} ...`);
 await migrateDatabase(config.databaseUrl);
 
-let dir = values.dir;
+// npm runs scripts from the package root: a relative --dir means the caller's folder, as for load --dir.
+let dir = values.dir === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.dir);
 if (dir === undefined) {
   dir = await mkdtemp(join(tmpdir(), 'order-items-demo-'));
   const generated = await generateDataset({ out: dir, sellers: Number(values.sellers), orders: Number(values.orders), seed: 42 });
@@ -44,6 +45,7 @@ const summary = await loadBatch({ databaseUrl: config.databaseUrl, dir, source: 
 console.error(`loaded batch ${summary.batchId}: ${JSON.stringify(summary.files)}`);
 const pool = createPool(config.databaseUrl, { connectionLimit: 1 });
 let sellers: RowDataPacket[];
+let sampleOrder: RowDataPacket[];
 try {
   const upstream: [string, number, number][] = [['source', 5, 35]];
   for (const [stage, start, end] of upstream) {
@@ -55,6 +57,13 @@ try {
   [sellers] = await pool.query<RowDataPacket[]>(
     'SELECT seller_id, COUNT(*) AS items FROM fact_order_item GROUP BY seller_id ORDER BY items DESC, seller_id LIMIT 2',
   );
+  // An order of seller A (several items if any) in which seller B sold nothing, for the examples.
+  [sampleOrder] = await pool.query<RowDataPacket[]>(
+    `SELECT order_id, order_item_id FROM fact_order_item
+      WHERE seller_id = ? AND order_id NOT IN (SELECT order_id FROM fact_order_item WHERE seller_id = ?)
+      ORDER BY order_item_id DESC, order_id LIMIT 1`,
+    [sellers[0]?.seller_id ?? '', sellers[1]?.seller_id ?? ''],
+  );
 } finally {
   await pool.end();
 }
@@ -63,6 +72,8 @@ const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 12 * 360
 const tokenFor = (claims: Record<string, unknown>): string =>
   sign({ ...claims, ...(config.jwt.issuer ? { iss: config.jwt.issuer } : {}), ...(config.jwt.audience ? { aud: config.jwt.audience } : {}) });
 const [first, second] = sellers.map((row) => String(row.seller_id));
+const orderId = String(sampleOrder[0]?.order_id ?? '');
+const orderItemId = Number(sampleOrder[0]?.order_item_id ?? 1);
 if (first === undefined || second === undefined) throw new Error('the demo data has fewer than two sellers');
 const tokenA = tokenFor({ sub: `seller:${first}`, [config.jwt.tenantClaim]: first, scope: 'order-items:read' });
 const tokenB = tokenFor({ sub: `seller:${second}`, [config.jwt.tenantClaim]: second, scope: 'order-items:read' });
@@ -85,7 +96,9 @@ Pipeline operator (pipeline:read pipeline:write):
 Try:
   curl -s -H "Authorization: Bearer $TOKEN_A" '${base}/v1/order-items?limit=3'
   curl -s -H "Authorization: Bearer $TOKEN_B" '${base}/v1/order-items/summary?groupBy=month'
-  curl -s -H "Authorization: Bearer $TOKEN_A" '${base}/v1/orders/<orderId from the list>'
+  curl -s -H "Authorization: Bearer $TOKEN_A" '${base}/v1/orders/${orderId}'
+  curl -s -H "Authorization: Bearer $TOKEN_A" '${base}/v1/order-items/${orderId}/${orderItemId}'
+  curl -s -i -H "Authorization: Bearer $TOKEN_B" '${base}/v1/orders/${orderId}'   # seller B: 404, as for an order that does not exist
   curl -s -H "Authorization: Bearer $TOKEN_OPS" '${base}/v1/pipeline/batches/${summary.batchId}'
   curl -s '${base}/openapi.json'
   curl -s 'http://${config.metricsHost}:${metricsPort}/metrics' | grep order_items_

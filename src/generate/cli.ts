@@ -1,5 +1,6 @@
 // npm run generate -- --out <folder> --sellers N --orders N --seed S
 // Writes the six Olist-layout CSV files; prints one line of JSON (the counts) on stdout.
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateDataset, MAX_SEED } from './generate.js';
 
@@ -20,10 +21,11 @@ function integer(name: string, value: string | undefined, fallback?: number): nu
 }
 
 async function main(): Promise<void> {
-  let values: { out?: string; sellers?: string; orders?: string; seed?: string };
+  let values: { out?: string; sellers?: string; orders?: string; seed?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       options: {
+        help: { type: 'boolean', short: 'h' },
         out: { type: 'string' },
         sellers: { type: 'string' },
         orders: { type: 'string' },
@@ -35,6 +37,10 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(error instanceof Error ? error.message : String(error));
   }
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   if (values.out === undefined || values.out === '') fail('--out is required');
   const sellers = integer('sellers', values.sellers);
   const orders = integer('orders', values.orders);
@@ -43,7 +49,9 @@ async function main(): Promise<void> {
   // The generator's state is 32 bits: a larger seed would silently repeat a smaller one's data.
   if (seed > MAX_SEED) fail(`--seed must be at most ${MAX_SEED} (got ${seed})`);
   const started = Date.now();
-  const result = await generateDataset({ out: values.out, sellers, orders, seed });
+  // npm runs scripts from the package root: a relative --out means the caller's folder, as for load --dir.
+  const out = path.resolve(process.env.INIT_CWD ?? process.cwd(), values.out);
+  const result = await generateDataset({ out, sellers, orders, seed });
   process.stdout.write(`${JSON.stringify({ ...result, durationMs: Date.now() - started })}\n`);
 }
 

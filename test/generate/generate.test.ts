@@ -1,6 +1,9 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToTempDir, MAX_SEED } from '../../src/generate/generate.js';
@@ -119,5 +122,28 @@ describe('generator', () => {
       expect(Number(rows[0]?.no_category)).toBeGreaterThan(0);
       expect(Number(rows[0]?.untranslated)).toBeGreaterThan(0);
     });
+  });
+});
+
+describe('npm run generate (the CLI)', () => {
+  const repoRoot = path.resolve(import.meta.dirname, '..', '..');
+  const run = promisify(execFile);
+
+  it("writes a relative --out in the caller's folder (INIT_CWD under npm run), as load reads --dir", async () => {
+    const caller = await mkdtemp(path.join(tmpdir(), 'oi-generate-cli-'));
+    try {
+      await run(path.join(repoRoot, 'node_modules/.bin/tsx'), ['src/generate/cli.ts', '--out', 'relative', '--sellers', '2', '--orders', '5'], {
+        cwd: repoRoot,
+        env: { ...process.env, INIT_CWD: caller },
+      });
+      expect((await readdir(path.join(caller, 'relative'))).sort()).toEqual(Object.values(FILES).sort());
+    } finally {
+      await rm(caller, { recursive: true, force: true });
+    }
+  });
+
+  it('--help prints the usage and exits 0', async () => {
+    const { stdout } = await run(path.join(repoRoot, 'node_modules/.bin/tsx'), ['src/generate/cli.ts', '--help'], { cwd: repoRoot });
+    expect(stdout).toMatch(/^usage: npm run generate -- --out <folder>/);
   });
 });

@@ -35,7 +35,7 @@ export const StageReport = z
     finishedAt: Instant.optional(),
     rowsIn: Count.optional(),
     rowsOut: Count.optional(),
-    rowsRejected: Count.optional(),
+    rowsRejected: Count.optional().meta({ description: 'Rows the stage rejected; at most rowsIn when both are given (400 otherwise).' }),
     status: RunStatus,
     ingestedAt: Instant.optional().meta({
       description:

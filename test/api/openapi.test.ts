@@ -1,9 +1,10 @@
 // The committed contract is what the server serves, it lints, and a client generated from it
 // works against a running server, as a client team would use it.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -17,6 +18,7 @@ const ROOT = join(import.meta.dirname, '..', '..');
 let db: TestDatabase;
 let app: FastifyInstance;
 let baseUrl: string;
+const run = promisify(execFile);
 
 beforeAll(async () => {
   db = await createTestDatabase('openapi');
@@ -63,7 +65,9 @@ describe('a generated client', () => {
   it('generates types with openapi-typescript and calls the running server through openapi-fetch', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'oi-client-'));
     const typesFile = join(dir, 'api.d.ts');
-    execFileSync(join(ROOT, 'node_modules/.bin/openapi-typescript'), [join(ROOT, 'openapi.yaml'), '-o', typesFile], { stdio: 'pipe' });
+    // Not execFileSync: blocking this process's event loop for seconds also blocks the server in
+    // it, whose keep-alive timer then closes an idle socket just as the client reuses it (ECONNRESET).
+    await run(join(ROOT, 'node_modules/.bin/openapi-typescript'), [join(ROOT, 'openapi.yaml'), '-o', typesFile]);
     const types = readFileSync(typesFile, 'utf8');
     expect(types).toContain('listOrderItems');
     expect(types).toMatch(/OrderItem: \{/);
@@ -86,7 +90,7 @@ export async function firstPage(baseUrl: string, token: string) {
 `,
     );
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, skipLibCheck: true, types: [], typeRoots: [join(ROOT, 'node_modules/@types')], baseUrl: ROOT, paths: { 'openapi-fetch': [join(ROOT, 'node_modules/openapi-fetch')] } }, files: ['client.ts'] }));
-    execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(dir, 'tsconfig.json')], { stdio: 'pipe' });
+    await run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(dir, 'tsconfig.json')]);
 
     const { firstPage } = (await import(program)) as {
       firstPage(baseUrl: string, token: string): Promise<{ items: { sellerId: string; orderStatus: string }[]; freshness: unknown; one: unknown; missingStatus: number; problem: unknown }>;

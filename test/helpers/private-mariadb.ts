@@ -4,7 +4,7 @@
 // when stop() runs, and in any case when the test process exits.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,6 +110,10 @@ export class PrivateMariaDb {
   }
 
   private async startProcess(): Promise<void> {
+    // Internal temporary tables of its own: in the shared /tmp, one run saw a server fail on
+    // "Error on delete of '/tmp/#sql-temptable-…'" (a file it had made was gone).
+    const tmpDir = path.join(this.dataDir, 'tmp');
+    await mkdir(tmpDir, { recursive: true });
     const child = spawn(
       MARIADBD,
       [
@@ -120,6 +124,7 @@ export class PrivateMariaDb {
         `--socket=${path.join(this.dataDir, 'mariadb.sock')}`,
         `--pid-file=${path.join(this.dataDir, 'mariadb.pid')}`,
         `--log-error=${path.join(this.dataDir, 'error.log')}`,
+        `--tmpdir=${tmpDir}`,
         '--skip-log-bin',
         '--innodb-buffer-pool-size=64M',
         '--innodb-log-file-size=16M',

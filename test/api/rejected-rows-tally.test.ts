@@ -34,8 +34,11 @@ async function addBatches(prefix: string, count: number, from: string, rejected:
   );
 }
 
+/** The table's SUM over the stage rows of the batches etl_batch holds (a stage row without its batch is not counted). */
 async function sqlTotals(): Promise<Record<string, number>> {
-  const [rows] = await db.pool.query('SELECT stage, SUM(rows_rejected) AS total FROM etl_batch_stage GROUP BY stage');
+  const [rows] = await db.pool.query(
+    'SELECT s.stage, SUM(s.rows_rejected) AS total FROM etl_batch_stage s JOIN etl_batch b ON b.batch_id = s.batch_id GROUP BY s.stage',
+  );
   return Object.fromEntries((rows as { stage: string; total: string }[]).map((r) => [r.stage, Number(r.total)]));
 }
 
@@ -93,12 +96,22 @@ describe('RejectedRowsTally', () => {
     await agrees();
     await Promise.all([tally.totals(), tally.totals(), agrees()]);
 
-    // Rows behind the newest batches (a backfilled old batch, a stage row without its batch) are
-    // summed again every SETTLED_REFRESH_MS.
-    await addBatches('backfill-', 1, '2020-01-01 00:00:00', { landing: 1000, silver: 0 });
+    // A stage row without its batch counts nowhere; once its batch appears (here among the newest),
+    // it counts once (audit: it was in the settled sum and then in the recent one too).
     await db.pool.query(
       "INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, rows_rejected, status) VALUES ('orphan-1', 'gold', '2026-01-01', '2026-01-01', 500, 'succeeded')",
     );
+    await agrees();
+    await db.pool.query("INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('orphan-1', 'sql', '2027-01-01', 'succeeded')");
+    await agrees();
+    // An id that sorts below '' under the PAD SPACE collation is still in the chunks.
+    await db.pool.query("INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('\tlow', 'sql', '2019-01-01', 'succeeded')");
+    await db.pool.query(
+      "INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, rows_rejected, status) VALUES ('\tlow', 'gold', '2019-01-01', '2019-01-01', 70, 'succeeded')",
+    );
+
+    // Rows behind the newest batches (a backfilled old batch, the low id) are summed again every SETTLED_REFRESH_MS.
+    await addBatches('backfill-', 1, '2020-01-01 00:00:00', { landing: 1000, silver: 0 });
     const seen = Object.fromEntries(await tally.totals());
     expect(seen.landing).toBeLessThan((await sqlTotals()).landing ?? 0);
     now += SETTLED_REFRESH_MS;

@@ -69,9 +69,8 @@ const ALLOWED_SQL_FRAGMENTS: Record<string, string> = {
   RECENT_BATCHES: 'numeric constant',
   REJECTED_CHUNK_OFFSET: 'numeric constant',
   RECENT_BATCH_OFFSET: 'numeric constant',
-  behind: 'one of two constant predicates with ? placeholders, chosen by a condition',
+  after: "constant 'TRUE' or 's.batch_id > ?', chosen by a condition",
   upTo: "constant ' AND s.batch_id <= ?' or empty",
-  op: "one of two constant operators ('>=' or '>'), chosen by a condition",
   // range-predicate.ts
   column: 'a constant column name written by the caller (the interpolations of its callers are checked here too)',
   // database.ts

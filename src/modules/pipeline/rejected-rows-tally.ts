@@ -4,11 +4,12 @@
 //
 // The table is split at a boundary: the RECENT_BATCHES-th newest batch (by ingestion time, then
 // id). Stage rows of batches at or after it ("recent") are summed on every refresh, by an index
-// range. The rest ("settled": older batches, and stage rows whose batch is not in etl_batch) is
-// summed in primary-key chunks, once at start-up and again every SETTLED_REFRESH_MS, when the
-// boundary moves forward. Both sums use the same boundary, so no row is ever in both: the total
-// is exact for the recent rows at every refresh, and for the settled ones as of their last sum
-// (a late change to an old batch shows up within SETTLED_REFRESH_MS).
+// range. The rest ("settled": the older batches) is summed in primary-key chunks, once at
+// start-up and again every SETTLED_REFRESH_MS, when the boundary moves forward. Both sums use the
+// same boundary, so no row is ever in both: the total is exact for the recent rows at every
+// refresh, and for the settled ones as of their last sum (a late change to an old batch shows up
+// within SETTLED_REFRESH_MS). Stage rows whose batch is not in etl_batch are in neither: that
+// batch could be created later on either side of the boundary and be counted twice.
 import type { PipelineStage } from '../../db/schema.js';
 import type { Database } from '../../db/database.js';
 import { recentBatchesBoundary, rejectedRowsFrom, settledRejectedRowsAfter, type BatchKey } from './repository.js';

@@ -275,37 +275,36 @@ export async function rejectedRowsFrom(db: Database, boundary: BatchKey | null):
 const REJECTED_CHUNK_OFFSET = 49_999;
 
 /**
- * Rejected rows per stage of the stage rows behind `boundary` (older batches, and rows whose batch
- * is not in etl_batch; only the latter when the boundary is null), over the stage rows of batch
- * ids after `afterBatchId` (from the first when null): a chunk of about 50,000 rows in primary-key
- * order, so that no statement reads the whole history. `next` is where the following chunk
- * starts, or null when this was the last.
+ * Rejected rows per stage of the batches behind `boundary` (none when it is null), over the stage
+ * rows of batch ids after `afterBatchId` (from the first when null): a chunk of about 50,000 rows
+ * in primary-key order, so that no statement reads the whole history. `next` is where the
+ * following chunk starts, or null when this was the last. Stage rows without an etl_batch row are
+ * in neither part: their batch could appear later on either side of the boundary.
  */
 export async function settledRejectedRowsAfter(
   db: Database,
   boundary: BatchKey | null,
   afterBatchId: string | null,
 ): Promise<{ totals: RejectedTotal[]; next: string | null }> {
-  // From the smallest id ('' included) on the first chunk, after the previous chunk's last id then.
-  const op = afterBatchId === null ? '>=' : '>';
-  const from = afterBatchId ?? '';
+  if (boundary === null) return { totals: [], next: null };
+  // No lower bound on the first chunk: under a PAD SPACE collation an id may sort below ''.
+  const after = afterBatchId === null ? 'TRUE' : 's.batch_id > ?';
+  const afterParams: SqlValue[] = afterBatchId === null ? [] : [afterBatchId];
   const ends = await db.select<RowDataPacket & { batch_id: string }>(
     'rejectedRowsChunkEnd',
-    `SELECT batch_id FROM etl_batch_stage WHERE batch_id ${op} ? ORDER BY batch_id LIMIT 1 OFFSET ${REJECTED_CHUNK_OFFSET}`,
-    [from],
+    `SELECT s.batch_id FROM etl_batch_stage s WHERE ${after} ORDER BY s.batch_id LIMIT 1 OFFSET ${REJECTED_CHUNK_OFFSET}`,
+    afterParams,
   );
   const last = ends[0]?.batch_id ?? null;
-  // Behind the boundary: the complement of rejectedRowsFrom's range, so no row is in both.
-  const behind = boundary === null ? 'b.batch_id IS NULL' : 'b.batch_id IS NULL OR b.created_at < ? OR (b.created_at = ? AND b.batch_id < ?)';
-  const behindParams: SqlValue[] = boundary === null ? [] : [boundary.created_at, boundary.created_at, boundary.batch_id];
   const upTo = last === null ? '' : 'AND s.batch_id <= ?';
+  // Behind the boundary: the complement of rejectedRowsFrom's range, so no row is in both.
   const totals = await db.select<RejectedTotal>(
     'rejectedRowsChunk',
     `SELECT s.stage, COALESCE(SUM(s.rows_rejected), 0) AS total
-       FROM etl_batch_stage s LEFT JOIN etl_batch b ON b.batch_id = s.batch_id
-      WHERE s.batch_id ${op} ? ${upTo} AND (${behind})
+       FROM etl_batch_stage s JOIN etl_batch b ON b.batch_id = s.batch_id
+      WHERE ${after} ${upTo} AND (b.created_at < ? OR (b.created_at = ? AND b.batch_id < ?))
       GROUP BY s.stage`,
-    [from, ...(last === null ? [] : [last]), ...behindParams],
+    [...afterParams, ...(last === null ? [] : [last]), boundary.created_at, boundary.created_at, boundary.batch_id],
   );
   return { totals, next: last };
 }

@@ -9,6 +9,8 @@ export interface PoolSettings {
   multipleStatements?: boolean;
   /** Idle connections are closed after this long; keep it under the server's wait_timeout. */
   idleTimeoutMs?: number;
+  /** Free connections kept at most (default: one fewer than connectionLimit, see poolOptions). */
+  maxIdle?: number;
 }
 
 export function databaseName(databaseUrl: string): string {
@@ -41,7 +43,9 @@ export function poolOptions(databaseUrl: string, settings: PoolSettings = {}): P
     // Idle connections are closed before the server's wait_timeout (default 8 h) or a proxy's
     // idle cut, so the pool rarely hands out a connection the server already dropped (mysql2
     // does not ping on checkout; Database retries an idempotent read once for the rest).
-    maxIdle: settings.connectionLimit ?? 10,
+    // mysql2 runs its idle reaper (idleTimeout) only when maxIdle < connectionLimit: with them
+    // equal, idle connections were never closed and DB_IDLE_TIMEOUT_MS did nothing.
+    maxIdle: settings.maxIdle ?? Math.max(1, (settings.connectionLimit ?? 10) - 1),
     idleTimeout: settings.idleTimeoutMs ?? 60_000,
     enableKeepAlive: true,
     keepAliveInitialDelay: 10_000,

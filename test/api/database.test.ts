@@ -115,3 +115,23 @@ describe('Database.select, the server stops answering', () => {
     expect(await probe('SELECT ? AS v', 'answered again')).toBe('answered again');
   });
 });
+
+// Audit: mysql2 reaps idle connections only when maxIdle < connectionLimit; with the two equal,
+// DB_IDLE_TIMEOUT_MS did nothing and connections lived until the server's wait_timeout cut them.
+describe('idle pooled connections', () => {
+  const open = (pool: ReturnType<typeof createPool>): number =>
+    (pool.pool as unknown as { _allConnections: { length: number } })._allConnections.length;
+
+  it('are closed after the idle timeout', async () => {
+    const pool = createPool(testDb.url, { connectionLimit: 3, idleTimeoutMs: 300 });
+    try {
+      await Promise.all([1, 2, 3].map(() => pool.query('SELECT SLEEP(0.05)')));
+      expect(open(pool)).toBe(3);
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(open(pool)).toBe(0);
+      await pool.query('SELECT 1');
+    } finally {
+      await pool.end();
+    }
+  });
+});

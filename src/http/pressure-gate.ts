@@ -47,7 +47,15 @@ const SAMPLE_INTERVAL_MS = 100;
 function isHealthRoute(url: string | undefined): boolean {
   if (url === undefined) return false;
   const query = url.indexOf('?');
-  const path = query === -1 ? url : url.slice(0, query);
+  let path = query === -1 ? url : url.slice(0, query);
+  // The router decodes the path (/%68ealthz is /healthz): so does this check.
+  if (path.includes('%')) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      return false;
+    }
+  }
   return NEVER_SHED.some((health) => path === health || path === `${health}/`);
 }
 const HISTOGRAM_RESOLUTION_MS = 10;

@@ -327,6 +327,7 @@ export async function runDbCeiling(options: {
     out += chunk.toString('utf8');
   });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  rmSync(specFile, { force: true });
   const usage = sampler?.stop();
   const dbUsage = dbSampler?.stop();
   if (code !== 0) throw new Error(`db ceiling exited with ${code}`);

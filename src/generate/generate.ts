@@ -346,6 +346,12 @@ export async function generateToTempDir(
   options: Partial<Omit<GenerateOptions, 'out'>> = {},
 ): Promise<GenerateResult & { cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'oi-generated-'));
-  const result = await generateDataset({ out: dir, sellers: 20, orders: 300, seed: 42, ...options });
-  return { ...result, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  try {
+    const result = await generateDataset({ out: dir, sellers: 20, orders: 300, seed: 42, ...options });
+    return { ...result, cleanup };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
 }

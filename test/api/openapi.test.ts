@@ -1,12 +1,12 @@
 // The committed contract is what the server serves, it lints, and a client generated from it
 // works against a running server, as a client team would use it.
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parse } from 'yaml';
 import { renderOpenApiYaml } from '../../src/openapi-document.js';
 import { buildTestApp } from '../helpers/app.js';
@@ -64,6 +64,7 @@ describe('openapi.yaml', () => {
 describe('a generated client', () => {
   it('generates types with openapi-typescript and calls the running server through openapi-fetch', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'oi-client-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const typesFile = join(dir, 'api.d.ts');
     // Not execFileSync: blocking this process's event loop for seconds also blocks the server in
     // it, whose keep-alive timer then closes an idle socket just as the client reuses it (ECONNRESET).

@@ -1,7 +1,7 @@
 // Least privilege in the database: scripts/create-db-users.ts creates the API and loader
 // accounts; the API account can serve and record its stage, and cannot change facts or schema.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -140,11 +140,16 @@ describe('the loader account', () => {
   });
   it('is enough to run a whole load as this account', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'oi-loader-user-'));
-    await generateDataset({ out: dir, sellers: 3, orders: 40, seed: 11 });
     const url = new URL(db.url);
     url.username = loaderUser;
     url.password = loaderPassword;
-    const summary = await loadBatch({ databaseUrl: url.toString(), dir });
+    let summary: Awaited<ReturnType<typeof loadBatch>>;
+    try {
+      await generateDataset({ out: dir, sellers: 3, orders: 40, seed: 11 });
+      summary = await loadBatch({ databaseUrl: url.toString(), dir });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
     expect(summary.status).toBe('succeeded');
     expect(summary.files['olist_order_items_dataset.csv'].rejected).toBe(0);
     const [rows] = await loader.query(`SELECT COUNT(*) AS n FROM order_item_wide WHERE batch_id = ?`, [summary.batchId]);

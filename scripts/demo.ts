@@ -3,6 +3,7 @@
 //   npm run demo                      generated marketplace (20 sellers, 5,000 orders)
 //   npm run demo -- --dir <olist dir> a real Olist folder instead
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -34,6 +35,9 @@ await migrateDatabase(config.databaseUrl);
 let dir = values.dir === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.dir);
 if (dir === undefined) {
   dir = await mkdtemp(join(tmpdir(), 'order-items-demo-'));
+  // The generated data is the demo's own: removed however the demo ends.
+  const generatedDir = dir;
+  process.once('exit', () => rmSync(generatedDir, { recursive: true, force: true }));
   const generated = await generateDataset({ out: dir, sellers: Number(values.sellers), orders: Number(values.orders), seed: 42 });
   console.error(`generated ${generated.items} items of ${generated.sellers} sellers in ${dir}`);
 }

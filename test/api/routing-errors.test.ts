@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, GENERATED_REQUEST_ID } from '../helpers/app.js';
+import { buildTestApp, GENERATED_REQUEST_ID, STANDARD_RESPONSE_HEADERS } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { bearer, mintToken } from '../helpers/tokens.js';
@@ -28,16 +28,7 @@ afterAll(async () => {
 async function standardHeaders(): Promise<Record<string, string>> {
   const routed = await request(app.server).get('/v1/order-items').expect(401);
   const headers: Record<string, string> = {};
-  for (const name of [
-    'content-security-policy',
-    'cross-origin-opener-policy',
-    'cross-origin-resource-policy',
-    'referrer-policy',
-    'strict-transport-security',
-    'x-content-type-options',
-    'x-frame-options',
-    'cache-control',
-  ]) {
+  for (const name of STANDARD_RESPONSE_HEADERS) {
     const value = routed.headers[name];
     expect(value, name).toEqual(expect.any(String));
     headers[name] = String(value);

@@ -39,4 +39,16 @@ export async function listen(app: FastifyInstance): Promise<string> {
 }
 
 /** A request id the app made (randomUUID), as opposed to one a caller sent. */
+/** The headers every response carries (security headers and no-store), whatever answered it. */
+export const STANDARD_RESPONSE_HEADERS = [
+  'cache-control',
+  'content-security-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-resource-policy',
+  'referrer-policy',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-frame-options',
+] as const;
+
 export const GENERATED_REQUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

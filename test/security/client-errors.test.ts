@@ -4,7 +4,7 @@
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, GENERATED_REQUEST_ID } from '../helpers/app.js';
+import { buildTestApp, GENERATED_REQUEST_ID, STANDARD_RESPONSE_HEADERS } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { mintToken } from '../helpers/tokens.js';
@@ -108,16 +108,7 @@ function expectProblemResponse(response: RawResponse, status: number, slug: stri
   });
   expect(response.body).not.toMatch(/Client Error|"error"|"message"/);
   expect(response.headers.get('x-request-id')).toMatch(UUID);
-  for (const name of [
-    'cache-control',
-    'content-security-policy',
-    'cross-origin-opener-policy',
-    'cross-origin-resource-policy',
-    'referrer-policy',
-    'strict-transport-security',
-    'x-content-type-options',
-    'x-frame-options',
-  ]) {
+  for (const name of STANDARD_RESPONSE_HEADERS) {
     expect(response.headers.get(name), name).toBe(routed.get(name));
   }
   expect(response.headers.get('cache-control')).toBe('no-store');

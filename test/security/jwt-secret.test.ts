@@ -1,7 +1,6 @@
 // The JWT attack catalog against the HS256 (JWT_SECRET) key mode, over real HTTP, plus the
 // configuration's refusal of keys that set up algorithm confusion.
 import { generateKeyPairSync } from 'node:crypto';
-import nodeHttp from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -9,7 +8,7 @@ import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { TEST_JWT_SECRET } from '../helpers/tokens.js';
-import { auth, craft, expectUnauthorized, http, listen, nowSeconds, sellerClaims, type HttpResult, type Signer } from './support.js';
+import { auth, craft, expectUnauthorized, http, listen, nowSeconds, rawGet, sellerClaims, type Signer } from './support.js';
 
 const HS = { alg: 'HS256', typ: 'JWT' };
 const good: Signer = { kind: 'hmac', bits: 256, key: TEST_JWT_SECRET };
@@ -38,28 +37,6 @@ afterAll(async () => {
 
 const get = (token: string, path = ITEMS, target = (): string => base) => http(target() + path, { headers: auth(token) });
 
-/** A GET with Host and exactly these header fields, repeated names kept (fetch would join them into one). */
-function rawGet(url: string, rawHeaders: string[]): Promise<HttpResult> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const request = nodeHttp.request(url, { method: 'GET', agent: false, headers: ['Host', new URL(url).host, ...rawHeaders] }, (response) => {
-      let text = '';
-      response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => {
-        const headers = new Headers();
-        for (const [name, value] of Object.entries(response.headers)) if (typeof value === 'string') headers.set(name, value);
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: response.statusCode ?? 0, headers, text, json, ms: performance.now() - started });
-      });
-    });
-    request.on('error', reject).end();
-  });
-}
 
 describe('HS256 mode: a well-formed token is served (control)', () => {
   it('serves the seller its own items', async () => {

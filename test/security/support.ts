@@ -2,6 +2,7 @@
 // crafting (so a test can produce tokens no well-behaved library would), and small HTTP helpers.
 import { createHmac, createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { constants } from 'node:crypto';
+import nodeHttp from 'node:http';
 import { expect } from 'vitest';
 
 export const PROBLEM = 'application/problem+json';
@@ -16,18 +17,37 @@ export interface HttpResult {
   ms: number;
 }
 
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 export async function http(url: string, init: RequestInit = {}): Promise<HttpResult> {
   const started = performance.now();
   const response = await fetch(url, init);
   const text = await response.text();
   const ms = performance.now() - started;
-  let json: unknown = undefined;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, json, ms };
+  return { status: response.status, headers: response.headers, text, json: parseJson(text), ms };
+}
+
+/** A GET with Host and exactly these header fields, repeated names kept (fetch would join them into one). */
+export function rawGet(url: string, rawHeaders: string[]): Promise<HttpResult> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const request = nodeHttp.request(url, { method: 'GET', agent: false, headers: ['Host', new URL(url).host, ...rawHeaders] }, (response) => {
+      let text = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(response.headers)) if (typeof value === 'string') headers.set(name, value);
+        resolve({ status: response.statusCode ?? 0, headers, text, json: parseJson(text), ms: performance.now() - started });
+      });
+    });
+    request.on('error', reject).end();
+  });
 }
 
 export const auth = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });

@@ -25,8 +25,9 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
   // Readiness on a connection of its own: a request pool that is busy (every connection taken,
   // its queue full) is not a database that is down, and must not take the replica out of the
   // load balancer with every other busy replica at once.
-  // No idle connection kept (maxIdle 0): each probe opens a fresh one, so a connection the
-  // server or a proxy dropped meanwhile cannot fail it, and connecting is part of the check.
+  // No idle connection kept (maxIdle 0: the pool's reaper closes it within a second), so a probe
+  // opens a fresh one: a connection the server or a proxy dropped meanwhile cannot fail it, and
+  // connecting is part of the check.
   const probePool = createPool(config.databaseUrl, { connectionLimit: 1, queueLimit: 16, maxIdle: 0, idleTimeoutMs: config.db.idleTimeoutMs });
   // A dead server makes mysql2 emit errors on idle connections; they are handled per query.
   for (const each of [pool, probePool]) each.on('connection', (connection) => connection.on('error', () => undefined));

@@ -21,7 +21,7 @@ import {
   type ProductRow,
   type RowsByKind,
 } from './contract.js';
-import { joinCsv, readCsv, readHeader } from './read.js';
+import { readCsv, readHeader } from './read.js';
 import {
   countWritten,
   failBatch,
@@ -257,7 +257,8 @@ interface FileStats {
 export interface SourcedRow<T> {
   row: T;
   line: number;
-  fields: string[];
+  /** The record's text as read. */
+  raw: string;
   /**
    * The valid row this one superseded (same key, earlier in the same chunk): what the key keeps
    * if this one is refused on its references, so that the last *valid* occurrence wins whatever
@@ -360,14 +361,14 @@ async function loadFile<K extends FileKind>(
       const key = keyOf(result.row);
       const earlier = rows.get(key);
       if (earlier === undefined) {
-        rows.set(key, { row: result.row, line, fields: record });
+        rows.set(key, { row: result.row, line, raw });
       } else {
-        rows.set(key, { row: result.row, line, fields: record, earlier });
+        rows.set(key, { row: result.row, line, raw, earlier });
         superseded += 1;
       }
     } else {
       stats.contractRejected += 1;
-      rejected.push({ file: name, line, reason: result.reason, raw: malformed === undefined ? joinCsv(record) : raw });
+      rejected.push({ file: name, line, reason: result.reason, raw });
     }
     if (rows.size + superseded + rejected.length >= ctx.chunkSize) await flush();
     // Records already buffered by the parser come out of the async iterator in microtasks, so a
@@ -598,7 +599,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
                 if (unknownSeller) {
                   reasons.push(`seller_id: unknown seller, neither in this batch nor in the database (got "${item.row.sellerId}")`);
                 }
-                refused.push({ file: FILES.items, line, reason: reasons.join('; '), raw: joinCsv(item.fields) });
+                refused.push({ file: FILES.items, line, reason: reasons.join('; '), raw: item.raw });
                 refusedLines.add(line);
                 if (item.earlier !== undefined) fallbacks.push(item.earlier);
               }

@@ -1,6 +1,7 @@
 // Streaming CSV reading: one record at a time with its physical line number (header = line 1)
 // and its raw text, whatever the size of the file. Memory stays bounded by the parser's buffer
 // and the consumer's pace (async iteration applies back-pressure to the file stream).
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { parse as parseSync } from 'csv-parse/sync';
 
@@ -11,7 +12,7 @@ export interface CsvRow {
   readonly record: string[];
   /** Why the record could not be read as CSV (it is then quarantined whole); undefined when it could. */
   readonly malformed?: string;
-  /** The record as CSV text: fields re-joined, or the text as read when malformed. Computed on demand. */
+  /** The record's text as read, without its line end (bytes that are not UTF-8 read as U+FFFD). */
   readonly raw: string;
 }
 
@@ -19,10 +20,8 @@ class Row implements CsvRow {
   constructor(
     readonly line: number,
     readonly record: string[],
+    readonly raw: string,
   ) {}
-  get raw(): string {
-    return joinCsv(this.record);
-  }
 }
 
 class MalformedRow implements CsvRow {
@@ -70,13 +69,6 @@ export async function readHeader(path: string): Promise<HeaderLine> {
   return { fields: rows[0] ?? [], loneCarriageReturn: text.includes('\r') };
 }
 
-/** Re-joins fields as CSV (quoting when needed): the raw content of a quarantined row. */
-export function joinCsv(fields: readonly string[]): string {
-  return fields
-    .map((f) => (/[",\r\n]/.test(f) || f !== f.trim() ? `"${f.replaceAll('"', '""')}"` : f))
-    .join(',');
-}
-
 /**
  * Yields the data records of a CSV file (the header record is skipped: check it with
  * readHeader first); empty lines are skipped; rows with a wrong number of fields are yielded as
@@ -110,12 +102,12 @@ export async function* readCsv(
       }
       const { fields } = record;
       if (fields.length === 1 && fields[0] === '') continue; // empty line
-      yield new Row(record.line, fields);
+      yield new Row(record.line, fields, record.raw);
     }
   }
 }
 
-type RawRecord = { line: number; fields: string[]; malformed?: undefined } | { line: number; malformed: string; raw: string };
+type RawRecord = { line: number; fields: string[]; raw: string; malformed?: undefined } | { line: number; malformed: string; raw: string };
 
 const MAX_RECORD_CHARS = 8 * 1024 * 1024;
 /** The most of an over-long line kept as its raw content. */
@@ -123,15 +115,16 @@ const LONG_LINE_KEPT_CHARS = 64 * 1024;
 
 /** Every record of the file (header and empty lines included), one array per read buffer. */
 async function* readRecords(path: string, bufferBytes: number, maxRecordChars: number): AsyncGenerator<RawRecord[]> {
-  const stream = createReadStream(path, { highWaterMark: bufferBytes, encoding: 'utf8' });
+  const stream = createReadStream(path, { highWaterMark: bufferBytes });
+  const decoder = new MarkingUtf8Decoder();
   let pending = ''; // start of a record whose end is in the next buffer
   let line = 1;
   let first = true;
   let skippingLine = false; // the rest of an over-long line, already quarantined, is dropped
   try {
     for await (const chunk of stream) {
-      let text = pending + (chunk as string);
-      if (first) {
+      let text = pending + decoder.write(chunk as Buffer);
+      if (first && text.length > 0) {
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
         first = false;
       }
@@ -151,6 +144,7 @@ async function* readRecords(path: string, bufferBytes: number, maxRecordChars: n
       if (skippingLine) pending = '';
       if (parsed.records.length > 0) yield parsed.records;
     }
+    pending += decoder.end();
     if (first && pending.charCodeAt(0) === 0xfeff) pending = pending.slice(1);
     if (pending.length > 0 && !skippingLine) yield splitRecords(pending, line, true, maxRecordChars).records;
   } finally {
@@ -163,6 +157,65 @@ const COMMA = 44;
 const LF = 10;
 const CR = 13;
 const NOT_UTF8 = 'contains bytes that are not valid UTF-8 (read as U+FFFD)';
+
+/**
+ * Stands for bytes that are not UTF-8 in decoded text. Decoding from UTF-8 never yields a lone
+ * surrogate, so it cannot be confused with any character of the file, U+FFFD included (a file
+ * may hold that character, validly encoded).
+ */
+const NOT_UTF8_MARK = '\uDC80';
+const REPLACEMENT_CHARACTER_BYTES = Buffer.from('\uFFFD', 'utf8');
+
+/** Decodes a stream of UTF-8 chunks; bytes that are not UTF-8 come out as NOT_UTF8_MARK. */
+class MarkingUtf8Decoder {
+  #carry: Buffer | undefined; // the start of a character that continues in the next chunk
+
+  write(chunk: Buffer): string {
+    const bytes = this.#carry === undefined ? chunk : Buffer.concat([this.#carry, chunk]);
+    const complete = completeCharactersLength(bytes);
+    this.#carry = complete < bytes.length ? Buffer.from(bytes.subarray(complete)) : undefined;
+    return decodeMarking(bytes.subarray(0, complete));
+  }
+
+  /** What is left at the end of the file: a character cut short, so not UTF-8. */
+  end(): string {
+    const carry = this.#carry;
+    this.#carry = undefined;
+    return carry === undefined ? '' : decodeMarking(carry);
+  }
+}
+
+/** The length of `bytes` without a multi-byte character that starts in its last 3 bytes and is cut short. */
+function completeCharactersLength(bytes: Buffer): number {
+  for (let i = bytes.length - 1; i >= 0 && i >= bytes.length - 3; i -= 1) {
+    const byte = bytes[i] ?? 0;
+    if (byte < 0x80) return bytes.length;
+    if (byte >= 0xc0) {
+      const needed = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
+      return bytes.length - i < needed ? i : bytes.length;
+    }
+  }
+  return bytes.length;
+}
+
+function decodeMarking(bytes: Buffer): string {
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  // Rare: Node's decoder writes U+FFFD for bad bytes. Between the file's own U+FFFD characters
+  // (EF BF BD, a whole sequence the decoder never splits), every U+FFFD it writes is bad bytes.
+  const parts: string[] = [];
+  let from = 0;
+  for (;;) {
+    const at = bytes.indexOf(REPLACEMENT_CHARACTER_BYTES, from);
+    parts.push(bytes.toString('utf8', from, at === -1 ? bytes.length : at).replaceAll('\uFFFD', NOT_UTF8_MARK));
+    if (at === -1) return parts.join('\uFFFD');
+    from = at + REPLACEMENT_CHARACTER_BYTES.length;
+  }
+}
+
+/** Quarantined text as stored: bytes that were not UTF-8 as U+FFFD. */
+function readable(raw: string): string {
+  return raw.includes(NOT_UTF8_MARK) ? raw.replaceAll(NOT_UTF8_MARK, '\uFFFD') : raw;
+}
 
 function withoutLineEnd(text: string): string {
   return text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
@@ -188,19 +241,19 @@ export function splitRecords(
   const records: RawRecord[] = [];
   let pos = 0;
   let line = firstLine;
-  let replacement = text.indexOf('\uFFFD');
+  let notUtf8 = text.indexOf(NOT_UTF8_MARK);
   const firstLineMalformed = (reason: string): { skip: boolean } => {
     // The record's first line goes to quarantine; reading resumes on the next one.
     const newline = text.indexOf('\n', pos);
     const end = newline === -1 ? text.length : newline + 1;
-    const raw = withoutLineEnd(text.slice(pos, end));
+    const raw = readable(withoutLineEnd(text.slice(pos, end)));
     records.push({ line, malformed: reason, raw: raw.length > LONG_LINE_KEPT_CHARS ? raw.slice(0, LONG_LINE_KEPT_CHARS) : raw });
     line += 1;
     pos = end;
     return { skip: newline === -1 && !final };
   };
   while (pos < text.length) {
-    if (replacement !== -1 && replacement < pos) replacement = text.indexOf('\uFFFD', pos);
+    if (notUtf8 !== -1 && notUtf8 < pos) notUtf8 = text.indexOf(NOT_UTF8_MARK, pos);
     const newline = text.indexOf('\n', pos);
     if (newline === -1 && !final) {
       if (text.length - pos <= maxRecordChars) break;
@@ -214,8 +267,8 @@ export function splitRecords(
       // end the line is data, as csv-parse reads it).
       let content = text.slice(pos, end);
       if (newline !== -1 && content.charCodeAt(content.length - 1) === CR) content = content.slice(0, -1);
-      if (replacement !== -1 && replacement < end) records.push({ line, malformed: NOT_UTF8, raw: content });
-      else records.push({ line, fields: content.split(',') });
+      if (notUtf8 !== -1 && notUtf8 < end) records.push({ line, malformed: NOT_UTF8, raw: readable(content) });
+      else records.push({ line, fields: content.split(','), raw: content });
       line += 1;
       pos = end + 1;
       continue;
@@ -229,10 +282,10 @@ export function splitRecords(
       if (skip) return { records, consumed: text.length, nextLine: line, skipRestOfLine: true };
       continue;
     }
-    const raw = record.kind === 'malformed' || (replacement !== -1 && replacement < record.next) ? withoutLineEnd(text.slice(pos, record.next)) : '';
-    if (record.kind === 'malformed') records.push({ line, malformed: record.reason, raw });
-    else if (replacement !== -1 && replacement < record.next) records.push({ line, malformed: NOT_UTF8, raw });
-    else records.push({ line, fields: record.fields });
+    const raw = withoutLineEnd(text.slice(pos, record.next));
+    if (record.kind === 'malformed') records.push({ line, malformed: record.reason, raw: readable(raw) });
+    else if (notUtf8 !== -1 && notUtf8 < record.next) records.push({ line, malformed: NOT_UTF8, raw: readable(raw) });
+    else records.push({ line, fields: record.fields, raw });
     line += 1 + countLineBreaks(text, pos, record.next - 1);
     pos = record.next;
   }

@@ -3,7 +3,6 @@ import { UUID_V7_PATTERN, uuidv7 } from '../../src/loader/batch-id.js';
 import { cutAt, dateParts, HEADERS, isValidTimestamp, validateRecord } from '../../src/loader/contract.js';
 
 const ID_HEX = 'a'.repeat(32);
-import { joinCsv } from '../../src/loader/read.js';
 
 const ORDER = '00010242fe8c5a6d1ba2dd792cb16214';
 const SELLER = '48436dade18ac8b2bce089ec2a041202';
@@ -160,10 +159,6 @@ describe('data contract', () => {
     });
     expect(dateParts('2018-12-31')).toMatchObject({ dayOfWeek: 1, isoWeek: 1, quarter: 4 });
     expect(dateParts('2020-12-31')).toMatchObject({ dayOfWeek: 4, isoWeek: 53 });
-  });
-
-  it('re-joins rejected fields as CSV', () => {
-    expect(joinCsv(['a', 'b,c', 'say "hi"', ''])).toBe('a,"b,c","say ""hi""",');
   });
 
   it('makes time-ordered UUIDv7 batch ids', () => {

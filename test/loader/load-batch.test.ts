@@ -116,24 +116,25 @@ describe('loadBatch', () => {
           file: FILES.items,
           line: 5,
           reason: 'price: must be a non-negative decimal with at most 2 places (got "-3.5")',
-          raw_content: `${ID.order2},2,${ID.product1},${ID.seller1},2018-01-05 10:00:00,-3.5,1.00`,
+          // The text as read, quotes included: what the source sent, not a re-serialisation.
+          raw_content: `"${ID.order2}",2,${ID.product1},${ID.seller1},2018-01-05 10:00:00,-3.5,1.00`,
         },
-        { file: FILES.items, line: 6, reason: 'wrong number of fields: expected 7, got 4', raw_content: expect.any(String) },
+        { file: FILES.items, line: 6, reason: 'wrong number of fields: expected 7, got 4', raw_content: `"${ID.order2}",3,${ID.product1},${ID.seller1}` },
         {
           file: FILES.items,
           line: 7,
           reason: `order_id: unknown order, neither in this batch nor in the database (got "${ID.unknownOrder}")`,
-          raw_content: expect.stringContaining(ID.unknownOrder),
+          raw_content: `"${ID.unknownOrder}",1,${ID.product1},${ID.seller1},2018-01-05 10:00:00,1.00,1.00`,
         },
         {
           file: FILES.orders,
           line: 3,
           reason:
             'order_status: must be one of created, approved, invoiced, processing, shipped, delivered, unavailable, canceled (got "lost"); order_purchase_timestamp: must be a valid UTC timestamp YYYY-MM-DD HH:MM:SS (got "2017-02-30 10:00:00")',
-          raw_content: expect.stringContaining('lost'),
+          raw_content: `"${'2'.repeat(32)}",${ID.customer1},lost,"2017-02-30 10:00:00",,,,"2017-03-20 00:00:00"`,
         },
-        { file: FILES.products, line: 4, reason: expect.stringMatching(/^product_id: must be 32 lowercase/), raw_content: expect.any(String) },
-        { file: FILES.sellers, line: 4, reason: 'seller_state: must be 2 uppercase letters (got "sp")', raw_content: expect.any(String) },
+        { file: FILES.products, line: 4, reason: expect.stringMatching(/^product_id: must be 32 lowercase/), raw_content: 'not-an-id,artes,1,1,1,1,1,1,1' },
+        { file: FILES.sellers, line: 4, reason: 'seller_state: must be 2 uppercase letters (got "sp")', raw_content: `${'1'.repeat(32)},"01001",sao paulo,sp` },
       ]);
       const stages = await rows(
         'SELECT stage, rows_in, rows_out, rows_rejected FROM etl_batch_stage WHERE batch_id = ? ORDER BY stage',

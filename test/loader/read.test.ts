@@ -141,6 +141,33 @@ describe('readCsv', () => {
     ]);
   });
 
+  it('reads a U+FFFD the file really holds as text, and still quarantines bad bytes next to one', async () => {
+    const content = Buffer.concat([
+      Buffer.from('a,b\ncaf\uFFFD,1\n"\uFFFD\n",2\n'), // lines 2, 3-4: valid UTF-8 encodings of U+FFFD
+      Buffer.from('x'),
+      Buffer.from([0xc3]), // line 5: a character cut short, then a real U+FFFD
+      Buffer.from('\uFFFD,3\n\uFFFD'),
+      Buffer.from([0xe2, 0x82]), // line 6: a cut-short character at the very end of the file
+    ]);
+    const rows = await expectBufferIndependent(await fileWith(content), [1, 2, 3, 5]);
+    expect(rows).toEqual([
+      { line: 2, record: ['caf\uFFFD', '1'] },
+      { line: 3, record: ['\uFFFD\n', '2'] },
+      { line: 5, record: [], malformed: 'contains bytes that are not valid UTF-8 (read as U+FFFD)', raw: 'x\uFFFD\uFFFD,3' },
+      { line: 6, record: [], malformed: 'contains bytes that are not valid UTF-8 (read as U+FFFD)', raw: '\uFFFD\uFFFD' },
+    ]);
+  });
+
+  it('gives each record its text as read, quotes included and line end excluded', async () => {
+    const file = await fileWith('a,b,c\r\n"x",01,"say ""hi"""\r\nplain,2,3\n"multi\r\nline",4,5');
+    const raws: string[] = [];
+    for (const bufferBytes of [undefined, 1, 4]) {
+      raws.length = 0;
+      for await (const row of readCsv(file, bufferBytes)) raws.push(row.raw);
+      expect(raws).toEqual(['"x",01,"say ""hi"""', 'plain,2,3', '"multi\r\nline",4,5']);
+    }
+  });
+
   it('keeps memory bounded: a line or an open quote longer than the record limit is quarantined by its first line', async () => {
     const longLine = `${'x'.repeat(40)},y`;
     const openQuote = `3,"open${'z'.repeat(40)}`;

@@ -1,8 +1,9 @@
 // Creates (or updates) the two MySQL/MariaDB accounts of the service with least privilege:
 //   order_items_api     SELECT on the serving tables; INSERT, UPDATE on etl_batch and
 //                       etl_batch_stage only (the API records its own "api" stage, and the
-//                       PUT /v1/pipeline/... route creates batches and writes stage reports).
-//                       No DELETE, no DDL, nothing on other schemas.
+//                       PUT /v1/pipeline/... route creates batches and writes stage reports);
+//                       SELECT on __drizzle_migrations (readiness). No DELETE, no DDL,
+//                       nothing on other schemas.
 //   order_items_loader  SELECT, INSERT, UPDATE, DELETE on the tables it loads. No DDL:
 //                       migrations run with the admin account.
 // Usage: DATABASE_URL=mysql://admin@host:3306/order_items API_DB_PASSWORD=... LOADER_DB_PASSWORD=... \
@@ -28,8 +29,8 @@ export const SERVING_TABLES = [
 ] as const;
 export const API_WRITE_TABLES = ['etl_batch', 'etl_batch_stage'] as const;
 export const LOADER_TABLES = [...SERVING_TABLES, 'etl_rejected_row', 'order_item_summary_mark'] as const;
-/** Read-only for the loader: it refuses a database this version has not migrated. */
-export const LOADER_READ_TABLES = ['__drizzle_migrations'] as const;
+/** Read-only for both: the API is not ready, and a load refuses, on a database this version has not migrated. */
+export const MIGRATION_TABLES = ['__drizzle_migrations'] as const;
 
 export interface DbUsersOptions {
   adminUrl: string;
@@ -60,8 +61,8 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
   const on = (table: string): string => `\`${database}\`.\`${table}\``;
   try {
     const accounts: [string, string, string, [string, readonly string[]][]][] = [
-      [apiUser, options.apiPassword, 'api', [['SELECT', SERVING_TABLES], ['INSERT, UPDATE', API_WRITE_TABLES]]],
-      [loaderUser, options.loaderPassword, 'loader', [['SELECT, INSERT, UPDATE, DELETE', LOADER_TABLES], ['SELECT', LOADER_READ_TABLES]]],
+      [apiUser, options.apiPassword, 'api', [['SELECT', [...SERVING_TABLES, ...MIGRATION_TABLES]], ['INSERT, UPDATE', API_WRITE_TABLES]]],
+      [loaderUser, options.loaderPassword, 'loader', [['SELECT, INSERT, UPDATE, DELETE', LOADER_TABLES], ['SELECT', MIGRATION_TABLES]]],
     ];
     for (const [account, secret, , grants] of accounts) {
       await connection.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [account, host, secret]);

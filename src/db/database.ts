@@ -2,6 +2,7 @@
 // budget, a bounded wait for a connection, and one retry when a pooled connection turns out dead.
 import type { PoolConnection as CorePoolConnection, QueryResult } from 'mysql2';
 import type { Pool, PoolConnection, RowDataPacket, ResultSetHeader } from 'mysql2/promise';
+import { APPLIED_MIGRATIONS_SQL } from './migrate.js';
 
 export type SqlValue = string | number | null;
 export type Engine = 'mariadb' | 'mysql';
@@ -13,6 +14,10 @@ export interface Transaction {
 
 export class DatabaseUnavailableError extends Error {
   override readonly name = 'DatabaseUnavailableError';
+}
+/** The database answers, but its schema is older than this version's (readiness only). */
+export class SchemaNotReadyError extends Error {
+  override readonly name = 'SchemaNotReadyError';
 }
 export class QueryTimeoutError extends Error {
   override readonly name = 'QueryTimeoutError';
@@ -30,6 +35,12 @@ export interface DatabaseOptions {
    * behind (or be refused by) the queue of a busy request pool. Without it, ping() uses the pool.
    */
   probePool?: Pool;
+  /**
+   * ping() also requires this many applied migrations (`expectedMigrationCount()`): a replica in
+   * front of a database not yet migrated to its version (or never migrated) is not ready, as it
+   * could serve none of its routes.
+   */
+  requiredMigrations?: number;
   observe?: QueryObserver;
   /** Called once, when the engine is first known (at startup, or at the first connection). */
   onEngineDetected?: (engine: Engine, version: string) => void;
@@ -217,7 +228,16 @@ export class Database {
     let healthy = true;
     try {
       if (this.#engine === undefined) await this.detectEngine(connection);
-      await connection.query({ sql: 'SELECT 1', timeout: this.options.queryTimeoutMs });
+      const { requiredMigrations } = this.options;
+      if (requiredMigrations === undefined) {
+        await connection.query({ sql: 'SELECT 1', timeout: this.options.queryTimeoutMs });
+      } else {
+        const [rows] = await connection.query<RowDataPacket[]>({ sql: APPLIED_MIGRATIONS_SQL, timeout: this.options.queryTimeoutMs });
+        const applied = Number(rows[0]?.applied ?? 0);
+        if (applied < requiredMigrations) {
+          throw new SchemaNotReadyError(`the database has ${applied} of this version's ${requiredMigrations} migrations: run npm run db:migrate`);
+        }
+      }
     } catch (error) {
       healthy = false;
       throw this.translate(error);
@@ -441,8 +461,12 @@ export class Database {
         reject(new DatabaseUnavailableError('too many requests waiting for a database connection', { cause: error }));
       } else if (message === 'Pool is closed.') {
         reject(new DatabaseUnavailableError('the connection pool is closed', { cause: error }));
+      } else if (isConnectionError(error)) {
+        reject(error); // translated by the caller, and retried once where it may be a stale socket
       } else {
-        reject(error);
+        // Opening the connection failed on any other server answer at login (1698, 1044, 1227...):
+        // no statement ran, and the client should retry later, not see an internal error.
+        reject(new DatabaseUnavailableError('could not open a database connection', { cause: error }));
       }
     };
   }

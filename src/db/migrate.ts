@@ -22,16 +22,25 @@ export async function migrateDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
+/** How many migrations this version has (drizzle's journal). */
+export function expectedMigrationCount(): number {
+  const journal = JSON.parse(readFileSync(`${MIGRATIONS_FOLDER}/meta/_journal.json`, 'utf8')) as { entries: unknown[] };
+  return journal.entries.length;
+}
+
+/** Counts the migrations a database has applied (the table exists once it was ever migrated). */
+export const APPLIED_MIGRATIONS_SQL = 'SELECT COUNT(*) AS applied FROM __drizzle_migrations';
+
 /** How many of this version's migrations the database has applied (0 when it was never migrated). */
 export async function migrationState(pool: Pool): Promise<{ applied: number; expected: number }> {
-  const journal = JSON.parse(readFileSync(`${MIGRATIONS_FOLDER}/meta/_journal.json`, 'utf8')) as { entries: unknown[] };
+  const expected = expectedMigrationCount();
   try {
-    const [rows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS applied FROM __drizzle_migrations');
-    return { applied: Number(rows[0]?.applied ?? 0), expected: journal.entries.length };
+    const [rows] = await pool.query<RowDataPacket[]>(APPLIED_MIGRATIONS_SQL);
+    return { applied: Number(rows[0]?.applied ?? 0), expected };
   } catch (error) {
     // 1146 ER_NO_SUCH_TABLE: never migrated; 1049 ER_BAD_DB_ERROR: the database does not exist yet.
     const errno = typeof error === 'object' && error !== null && 'errno' in error ? error.errno : undefined;
-    if (errno === 1146 || errno === 1049) return { applied: 0, expected: journal.entries.length };
+    if (errno === 1146 || errno === 1049) return { applied: 0, expected };
     throw error;
   }
 }

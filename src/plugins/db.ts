@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { createPool } from '../db/client.js';
 import { Database } from '../db/database.js';
+import { expectedMigrationCount } from '../db/migrate.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,6 +36,7 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
     queryTimeoutMs: config.db.queryTimeoutMs,
     acquireTimeoutMs: config.db.acquireTimeoutMs,
     probePool,
+    requiredMigrations: expectedMigrationCount(),
     observe: (queryName, seconds) => app.metrics.dbQueryDuration.observe({ query: queryName }, seconds),
     onEngineDetected: (engine, version) => {
       app.log.info({ engine, version }, `database engine: ${engine} (${version})`);

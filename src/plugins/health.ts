@@ -56,12 +56,12 @@ async function healthPlugin(app: FastifyInstance): Promise<void> {
       method: 'GET',
       url: '/readyz',
       operationId: 'getReadiness',
-      summary: 'Readiness: the database answers',
+      summary: 'Readiness: the database answers, migrated to this version',
       tags: ['health'],
       access: { kind: 'public' },
       responses: {
         200: { description: 'Ready to serve', schema: Health },
-        503: { description: 'Not ready (database unreachable or shutting down)' },
+        503: { description: 'Not ready (database unreachable, not migrated to this version, or shutting down)' },
       },
     },
     async (request, reply) => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { RowDataPacket } from 'mysql2/promise';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp } from '../helpers/app.js';
@@ -170,6 +171,40 @@ describe('503 when the database is unreachable', () => {
       await request(down.server).get('/healthz').expect(200, { status: 'ok' });
     } finally {
       await down.close();
+    }
+  });
+
+  it('when the server refuses the login, then 503 with Retry-After (not 500), and readyz 503', async () => {
+    // An account without access to the database: the server answers 1044 at connect time.
+    const account = `oi_noaccess_${process.pid}`;
+    await db.pool.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [account, '%', 'no-access-password']);
+    const refused = await buildTestApp(db.url.replace('mysql://root@', `mysql://${account}:no-access-password@`), {}, {});
+    try {
+      const response = await request(refused.server).get('/v1/order-items').set(alpha);
+      expectProblem(response, 503);
+      expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+      expectProblem(await request(refused.server).get('/readyz'), 503);
+    } finally {
+      await refused.close();
+      await db.pool.query('DROP USER IF EXISTS ?@?', [account, '%']);
+    }
+  });
+
+  it('when the database lacks this version\'s migrations, then readyz is 503 until they are applied', async () => {
+    const behind = await createTestDatabase('errors_behind');
+    const app = await buildTestApp(behind.url);
+    try {
+      await request(app.server).get('/readyz').expect(200);
+      const [[newest]] = await behind.pool.query<RowDataPacket[]>('SELECT id, hash, created_at FROM __drizzle_migrations ORDER BY id DESC LIMIT 1');
+      await behind.pool.query('DELETE FROM __drizzle_migrations WHERE id = ?', [newest?.id]);
+      expectProblem(await request(app.server).get('/readyz'), 503);
+      await behind.pool.query('INSERT INTO __drizzle_migrations (id, hash, created_at) VALUES (?, ?, ?)', [newest?.id, newest?.hash, newest?.created_at]);
+      await request(app.server).get('/readyz').expect(200);
+      await behind.pool.query('DROP TABLE __drizzle_migrations'); // never migrated
+      expectProblem(await request(app.server).get('/readyz'), 503);
+    } finally {
+      await app.close();
+      await behind.drop();
     }
   });
 

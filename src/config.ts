@@ -1,4 +1,5 @@
 // The only place that reads the environment. Everything else receives a typed, frozen Config.
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { READ_MODELS, type ReadModelName } from './modules/order-items/read-models.js';
 
@@ -39,7 +40,10 @@ const envSchema = z
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 
     JWT_SECRET: optionalText,
-    JWT_PUBLIC_KEY: optionalText,
+    // An env file often holds a PEM on one line with its line breaks written as \n.
+    JWT_PUBLIC_KEY: optionalText.transform((pem) =>
+      pem !== undefined && !pem.includes('\n') && pem.includes('\\n') ? pem.replaceAll('\\n', '\n') : pem,
+    ),
     JWT_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
     // How long a fetched key set is used before it is fetched again: a key the identity provider
     // removes stops being trusted within this time (plus the 60 s a verified token is reused).
@@ -115,14 +119,29 @@ const envSchema = z
         message: 'must be greater than SHUTDOWN_DRAIN_DELAY_MS (in-flight requests need time to finish)',
       });
     }
-    if (env.JWT_PUBLIC_KEY !== undefined && !/^-----BEGIN PUBLIC KEY-----/.test(env.JWT_PUBLIC_KEY.trim())) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['JWT_PUBLIC_KEY'],
-        message: 'must be an SPKI PEM ("-----BEGIN PUBLIC KEY-----") of an RSA or EC key',
-      });
+    if (env.JWT_PUBLIC_KEY !== undefined) {
+      const problem = publicKeyProblem(env.JWT_PUBLIC_KEY.trim());
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['JWT_PUBLIC_KEY'], message: problem });
     }
   });
+
+/** Why a PEM cannot verify tokens here (the algorithm follows from the key: RS256 or ES256). */
+function publicKeyProblem(pem: string): string | undefined {
+  const expected = 'must be an SPKI PEM ("-----BEGIN PUBLIC KEY-----") of an RSA or P-256 EC key';
+  if (!/^-----BEGIN PUBLIC KEY-----/.test(pem)) return expected;
+  let key: ReturnType<typeof createPublicKey>;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    return `${expected}; this one cannot be read (a cut or altered key?)`;
+  }
+  if (key.asymmetricKeyType === 'rsa') return undefined;
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    return curve === 'prime256v1' || curve === 'P-256' ? undefined : `EC curve ${String(curve)} is not supported (use P-256 for ES256)`;
+  }
+  return `${String(key.asymmetricKeyType)} keys are not supported: ${expected}`;
+}
 
 export type JwtKeyConfig =
   | { kind: 'secret'; secret: string }

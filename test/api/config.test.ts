@@ -1,3 +1,4 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
@@ -38,5 +39,33 @@ describe('loadConfig', () => {
   ])('when the environment is %j, then startup stops with a message naming %s', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+});
+
+describe('loadConfig: JWT_PUBLIC_KEY is read at startup, not at the first request', () => {
+  const pem = (type: 'rsa' | 'ec' | 'ed25519', namedCurve = 'P-256'): string => {
+    const key: KeyObject =
+      type === 'rsa'
+        ? generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey
+        : type === 'ec'
+          ? generateKeyPairSync('ec', { namedCurve }).publicKey
+          : generateKeyPairSync('ed25519').publicKey;
+    return key.export({ type: 'spki', format: 'pem' }).toString();
+  };
+
+  it.each([
+    ['a key cut short', pem('rsa').slice(0, 200) + '\n-----END PUBLIC KEY-----', 'cannot be read'],
+    ['a body that is not a key', `-----BEGIN PUBLIC KEY-----\n${'QUJD'.repeat(16)}\n-----END PUBLIC KEY-----`, 'cannot be read'],
+    ['a P-384 key', pem('ec', 'P-384'), 'P-256'],
+    ['an Ed25519 key', pem('ed25519'), 'ed25519 keys are not supported'],
+  ])('when it is %s, then startup stops with a message naming JWT_PUBLIC_KEY', (_case, value, message) => {
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: value })).toThrow(new RegExp(`JWT_PUBLIC_KEY: .*${message}`));
+  });
+
+  it('when its line breaks are written as \\n (one env-file line), then it is the same key', () => {
+    const multiLine = pem('ec');
+    const config = loadConfig({ JWT_PUBLIC_KEY: multiLine.replaceAll('\n', '\\n') });
+    expect(config.jwt.key).toEqual({ kind: 'public-key', pem: multiLine.trim() });
   });
 });

@@ -10,6 +10,26 @@ type JsonObject = Record<string, unknown>;
 type AnySpec = RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined>;
 
 const COMPONENT_REF = '#/components/schemas/';
+const HEADER_REF = '#/components/headers/';
+
+/** Headers of every response, whatever the route and status. */
+const EVERY_RESPONSE_HEADERS = { 'X-Request-Id': { $ref: `${HEADER_REF}RequestId` }, 'Cache-Control': { $ref: `${HEADER_REF}CacheControl` } };
+/** Headers of the answers a rate-limited route gives once the caller is authenticated (not 401, 403). */
+const RATE_LIMIT_HEADERS = {
+  'X-RateLimit-Limit': { $ref: `${HEADER_REF}RateLimitLimit` },
+  'X-RateLimit-Remaining': { $ref: `${HEADER_REF}RateLimitRemaining` },
+  'X-RateLimit-Reset': { $ref: `${HEADER_REF}RateLimitReset` },
+};
+const HEADER_COMPONENTS = {
+  RequestId: {
+    description: "The request's id, also on every log line of the request: the caller's own `X-Request-Id` when it is a plain token (1–64 of `A-Za-z0-9._:-`), else a new UUID",
+    schema: { type: 'string' },
+  },
+  CacheControl: { description: '`no-store`: tenant data is never kept by a cache', schema: { type: 'string' } },
+  RateLimitLimit: { description: 'Requests allowed per window (per seller, or per service subject)', schema: { type: 'integer' } },
+  RateLimitRemaining: { description: 'Requests left in the current window', schema: { type: 'integer' } },
+  RateLimitReset: { description: 'Seconds until the window resets', schema: { type: 'integer' } },
+};
 
 export const API_INFO = {
   title: 'order-items-api',
@@ -73,10 +93,15 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
     if (spec.hidden === true) continue;
     const path = spec.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     const responses: Record<string, JsonObject> = {};
+    // Health probes are not rate-limited; every other route counts against the caller's budget.
+    const rateLimited = spec.access.kind !== 'public';
     for (const [status, response] of Object.entries(spec.responses)) {
       const isProblem = Number(status) >= 400;
       const schema = isProblem ? problemRef : response.schema === undefined ? undefined : collector.convert(response.schema, 'output');
-      const headers: Record<string, JsonObject> = {};
+      const headers: Record<string, JsonObject> = {
+        ...EVERY_RESPONSE_HEADERS,
+        ...(rateLimited && status !== '401' && status !== '403' ? RATE_LIMIT_HEADERS : {}),
+      };
       for (const [name, header] of Object.entries(response.headers ?? {})) {
         headers[name] = { description: header.description, schema: collector.convert(header.schema, 'output') };
       }
@@ -93,8 +118,17 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
       };
     }
     if (spec.access.kind !== 'public') {
-      responses['401'] ??= { description: 'Missing or invalid token', content: { [PROBLEM_CONTENT_TYPE]: { schema: problemRef } } };
+      responses['401'] ??= {
+        description: 'Missing or invalid token',
+        headers: { ...EVERY_RESPONSE_HEADERS, 'WWW-Authenticate': { description: 'Bearer challenge', schema: { type: 'string' } } },
+        content: { [PROBLEM_CONTENT_TYPE]: { schema: problemRef } },
+      };
     }
+    responses.default = {
+      description: 'Any other error, as problem+json: 405 (with `Allow`), 431 (request headers or URL too large), 500',
+      headers: { ...EVERY_RESPONSE_HEADERS, Allow: { description: 'With 405: the methods the path serves', schema: { type: 'string' } } },
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: problemRef } },
+    };
     const operation: JsonObject = {
       operationId: spec.operationId,
       summary: spec.summary,
@@ -133,6 +167,7 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
     paths,
     components: {
       schemas: sortedComponents,
+      headers: HEADER_COMPONENTS,
       securitySchemes: {
         bearerAuth: {
           type: 'http',

@@ -59,12 +59,6 @@ function securityHeaders(options: HelmetOptions = HELMET_OPTIONS): Readonly<Reco
 
 let standardHeaders: Readonly<Record<string, string>> | undefined;
 
-/**
- * The headers every response carries besides its `x-request-id`: the security headers, and
- * `Cache-Control: no-store` (tenant data must not be kept by any cache, shared or private: OWASP
- * REST; a route may still set its own policy). Set by this plugin's onRequest hook, and by the
- * answers written before any hook runs (a URL Fastify cannot route, a request Node cannot parse).
- */
 /** The response headers a browser script of an allowed origin may read. */
 export const CORS_EXPOSED_HEADERS = [
   'x-data-freshness',
@@ -73,8 +67,17 @@ export const CORS_EXPOSED_HEADERS = [
   'x-ratelimit-limit',
   'x-ratelimit-remaining',
   'x-ratelimit-reset',
+  // The Bearer challenge says why a token was refused (expired, wrong audience...).
+  'www-authenticate',
+  'allow',
 ] as const;
 
+/**
+ * The headers every response carries besides its `x-request-id`: the security headers, and
+ * `Cache-Control: no-store` (tenant data must not be kept by any cache, shared or private: OWASP
+ * REST; a route may still set its own policy). Set by this plugin's onRequest hook, and by the
+ * answers written before any hook runs (a URL Fastify cannot route, a request Node cannot parse).
+ */
 export function responseHeaders(): Readonly<Record<string, string>> {
   standardHeaders ??= Object.freeze({ ...securityHeaders(), 'cache-control': 'no-store' });
   return standardHeaders;

@@ -61,6 +61,32 @@ describe('openapi.yaml', () => {
   });
 });
 
+describe('the headers the server sends', () => {
+  // What a client can act on; transport and browser-security headers (content-type, date, CSP...) are not listed.
+  const API_HEADERS = new Set(['x-request-id', 'cache-control', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-data-freshness', 'retry-after', 'www-authenticate', 'allow']);
+  type Operation = { responses: Record<string, { headers?: Record<string, unknown> }> };
+  const document = (): { paths: Record<string, Record<string, Operation>> } => parse(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8'));
+
+  it.each([
+    ['/v1/order-items?limit=2', 'get', '/v1/order-items', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` }],
+    ['/v1/order-items', 'get', '/v1/order-items', {}],
+    ['/v1/order-items?limit=0', 'get', '/v1/order-items', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` }],
+    ['/v1/order-items', 'delete', '/v1/order-items', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` }],
+    ['/readyz', 'get', '/readyz', {}],
+  ])('%s (%s) carries only headers its documented response declares', async (url, method, path, headers) => {
+    const response = await fetch(`${baseUrl}${url}`, { method: method.toUpperCase(), headers });
+    await response.arrayBuffer();
+    // An undeclared method is answered by the path's documented operations' `default` response.
+    const operation = document().paths[path]?.[method] ?? document().paths[path]?.get;
+    const declared = operation?.responses[String(response.status)] ?? operation?.responses.default;
+    expect(declared, `${url}: status ${response.status}`).toBeDefined();
+    const names = new Set(Object.keys(declared?.headers ?? {}).map((name) => name.toLowerCase()));
+    const sent = [...response.headers.keys()].filter((name) => API_HEADERS.has(name));
+    expect(sent.length).toBeGreaterThan(0);
+    for (const name of sent) expect(names.has(name), `${url}: ${response.status} sends ${name}`).toBe(true);
+  });
+});
+
 describe('a generated client', () => {
   it('generates types with openapi-typescript and calls the running server through openapi-fetch', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'oi-client-'));

@@ -303,6 +303,11 @@ describe('API4: resource limits', () => {
         expect(allowed.headers.has(name), name).toBe(true);
         expect(exposed, name).toContain(name);
       }
+      // A refused token: the script can read why (the Bearer challenge).
+      const refused = await http(`${tightBase}/v1/order-items?limit=1`, { headers: { origin: 'https://seller.example' } });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      expect((refused.headers.get('access-control-expose-headers') ?? '').split(/,\s*/)).toContain('www-authenticate');
       for (const origin of ['https://evil.example', 'https://seller.example.evil.example', 'null', 'http://seller.example']) {
         const denied = await http(`${tightBase}/v1/order-items?limit=1`, { headers: { ...h, origin } });
         expect(denied.headers.get('access-control-allow-origin'), origin).toBeNull();

@@ -143,14 +143,25 @@ function decodeHeader(token: string): Record<string, unknown> {
   throw new AuthError('malformed token');
 }
 
+/**
+ * The 401 detail: why the token was refused, never what the service expected (no issuer,
+ * audience or key text). @fastify/jwt re-codes several fast-jwt errors as one
+ * FST_JWT_AUTHORIZATION_TOKEN_INVALID and keeps fast-jwt's sentence in the message.
+ */
 function describeJwtError(error: unknown): string {
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+  const message = error instanceof Error ? error.message : '';
   if (code.includes('EXPIRED')) return 'token expired';
   if (code.includes('INACTIVE')) return 'token not yet valid';
-  if (code.includes('MISSING_REQUIRED_CLAIM')) return 'token is missing a required claim';
+  if (code.includes('UNSIGNED') || code.includes('MISSING_SIGNATURE')) return 'token is not signed (alg "none" is not accepted)';
+  const missing = /The (iss|aud|exp) claim is required/.exec(message)?.[1] ?? (code.includes('MISSING_REQUIRED_CLAIM') ? '' : undefined);
+  if (missing !== undefined) return missing === '' ? 'token is missing a required claim' : `token is missing its "${missing}" claim`;
+  const claimRefused = /The (iss|aud) claim value is not allowed|None of (iss|aud) claim values are allowed/.exec(message);
+  const refused = claimRefused?.[1] ?? claimRefused?.[2];
+  if (refused !== undefined) return `token ${refused === 'iss' ? 'issuer' : 'audience'} is not accepted`;
   if (code.includes('INVALID_CLAIM_VALUE')) return 'token issuer or audience is not accepted';
   if (code.includes('INVALID_ALGORITHM')) return 'token algorithm is not accepted';
-  if (code.includes('INVALID_SIGNATURE')) return 'token signature is invalid';
+  if (code.includes('INVALID_SIGNATURE') || /signature is invalid/.test(message)) return 'token signature is invalid';
   return 'token is invalid';
 }
 

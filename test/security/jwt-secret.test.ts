@@ -193,16 +193,31 @@ describe('HS256 mode: issuer and audience, when configured, are required', () =>
     expect((await get(craft(HS, ok(), good), ITEMS, strict)).status).toBe(200);
   });
   it.each([
-    ['wrong iss', { iss: 'https://evil.example' }],
-    ['wrong aud', { aud: 'another-api' }],
-    ['iss with a trailing slash', { iss: 'https://idp.example/' }],
-    ['aud list without ours', { aud: ['another-api', 'third-api'] }],
-    ['missing iss', { iss: undefined }],
-    ['missing aud', { aud: undefined }],
-  ] as [string, Record<string, unknown>][])('%s → 401', async (label, extra) => {
+    ['wrong iss', { iss: 'https://evil.example' }, 'token issuer is not accepted'],
+    ['wrong aud', { aud: 'another-api' }, 'token audience is not accepted'],
+    ['iss with a trailing slash', { iss: 'https://idp.example/' }, 'token issuer is not accepted'],
+    ['aud list without ours', { aud: ['another-api', 'third-api'] }, 'token audience is not accepted'],
+    ['missing iss', { iss: undefined }, 'token is missing its "iss" claim'],
+    ['missing aud', { aud: undefined }, 'token is missing its "aud" claim'],
+    ['missing exp', { exp: undefined }, 'token is missing its "exp" claim'],
+  ] as [string, Record<string, unknown>, string][])('%s → 401 saying why', async (label, extra, detail) => {
     const claims = ok(extra);
     for (const [k, v] of Object.entries(claims)) if (v === undefined) delete claims[k];
-    expectUnauthorized(await get(craft(HS, claims, good), ITEMS, strict), label);
+    const result = await get(craft(HS, claims, good), ITEMS, strict);
+    expectUnauthorized(result, label);
+    expect((result.json as { detail: string }).detail, label).toBe(detail);
+  });
+
+  it('a flipped signature byte, or alg none → 401 saying why', async () => {
+    const [h, p, sig] = craft(HS, ok(), good).split('.') as [string, string, string];
+    const bytes = Buffer.from(sig, 'base64url');
+    bytes[0] = (bytes[0] ?? 0) ^ 0x01;
+    const flipped = await get(`${h}.${p}.${bytes.toString('base64url')}`, ITEMS, strict);
+    expectUnauthorized(flipped);
+    expect((flipped.json as { detail: string }).detail).toBe('token signature is invalid');
+    const unsigned = await get(craft({ alg: 'none', typ: 'JWT' }, ok(), { kind: 'none' }), ITEMS, strict);
+    expectUnauthorized(unsigned);
+    expect((unsigned.json as { detail: string }).detail).toMatch(/^token (is not signed|algorithm is not accepted)/);
   });
 });
 

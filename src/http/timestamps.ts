@@ -25,17 +25,22 @@ export function toSqlTimestamp(value: Date | number): string {
   return new Date(value).toISOString().replace('T', ' ').replace('Z', '');
 }
 
-const ISO_8601 =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+// Extended (2017-01-01T08:00:00+02:00) or basic (20170101T080000+0200) format, not mixed;
+// a space may stand for T (as RFC 3339 allows); the offset may be hours only (+02), and an
+// extended time may carry a basic offset (+0200), as many clients write it.
+const ISO_8601_EXTENDED =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$/;
+const ISO_8601_BASIC = /^(\d{4})(\d{2})(\d{2})(?:[Tt](\d{2})(\d{2})(?:(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}(?:\d{2})?)?)?$/;
 
 /**
  * Parses an ISO 8601 date or date-time (a missing offset means UTC) into epoch ms, or null when
  * the text is not one or names a day that does not exist (2021-02-30).
  */
 export function parseIsoInstant(text: string): number | null {
-  const match = ISO_8601.exec(text);
+  const match = ISO_8601_EXTENDED.exec(text) ?? ISO_8601_BASIC.exec(text);
   if (match === null) return null;
-  const [, year, month, day, hour = '00', minute = '00', second = '00', fraction = '', offset = 'Z'] = match;
+  const [, year, month, day, hour = '00', minute = '00', second = '00', fraction = '', zone = 'Z'] = match;
+  const offset = zone.toUpperCase();
   const ms = Number(fraction.padEnd(3, '0').slice(0, 3));
   const utc = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second), ms);
   const check = new Date(utc);
@@ -51,7 +56,7 @@ export function parseIsoInstant(text: string): number | null {
   }
   if (offset === 'Z') return utc;
   const sign = offset.startsWith('-') ? -1 : 1;
-  const digits = offset.slice(1).replace(':', '');
+  const digits = offset.slice(1).replace(':', '').padEnd(4, '0');
   const offsetMinutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4));
   if (Number(digits.slice(0, 2)) > 23 || Number(digits.slice(2, 4)) > 59) return null;
   return utc - sign * offsetMinutes * 60_000;

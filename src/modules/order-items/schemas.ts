@@ -14,7 +14,7 @@ const Decimal = z
 const Timestamp = z.string().meta({ format: 'date-time', description: 'ISO 8601, UTC.', example: '2017-09-13T08:59:02Z' });
 const InstantParam = z
   .string()
-  .min(10)
+  .min(8)
   .max(35)
   .meta({ description: 'ISO 8601 date or date-time; without an offset it is UTC.', example: '2017-01-01T00:00:00Z' });
 

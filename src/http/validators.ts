@@ -34,9 +34,10 @@ export const validatorFactory: NonNullable<NonNullable<FastifyServerOptions['sch
       for (const name of integers) {
         const value = data?.[name];
         if (value === undefined || (typeof value === 'string' && DECIMAL_INTEGER.test(value))) continue;
-        strict.errors = [
-          { keyword: 'decimalInteger', instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, params: {}, message: 'must be an integer written in decimal digits' },
-        ];
+        // A repeated parameter (limit=5&limit=6) arrives as an array: the same message as any
+        // other parameter given twice.
+        const message = Array.isArray(value) ? 'must be a single integer value' : 'must be an integer written in decimal digits';
+        strict.errors = [{ keyword: 'decimalInteger', instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, params: {}, message }];
         return false;
       }
       const valid = validate(data);

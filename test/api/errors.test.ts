@@ -70,6 +70,17 @@ describe('400: the offending parameter is named', () => {
   });
 });
 
+describe('400: a parameter given twice', () => {
+  it.each([
+    ['/v1/order-items?limit=1&limit=2', 'limit', 'must be a single integer value'],
+    ['/v1/order-items?cursor=a&cursor=b', 'cursor', 'must be a single string value'],
+  ])('GET %s → 400 saying %s must be single', async (url, parameter, reason) => {
+    const response = await request(app.server).get(url).set(bearer(good()));
+    expectProblem(response, 400);
+    expect(response.body.invalidParams[0]).toEqual({ name: parameter, in: 'query', reason });
+  });
+});
+
 describe('400: unknown query parameters on the pipeline routes', () => {
   it('PUT a stage report and GET a batch with ?x=1 → 400 naming x', async () => {
     const service = (): string => mintToken({ scope: 'pipeline:write pipeline:read', claims: { iss: 'https://issuer.test', aud: 'order-items-api' } });

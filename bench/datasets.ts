@@ -129,9 +129,9 @@ export async function build5m(serverUrl: string): Promise<Record<string, number 
       SELECT MD5(CONCAT('product-', seq)), cat, cat, 20 + seq % 50, 100 + seq % 3000, 1 + seq % 6, 100 + seq % 20000, 10 + seq % 80, 2 + seq % 60, 8 + seq % 70, '${BATCH_ID}'
         FROM (SELECT seq, IF(seq % 50 = 0, NULL, ELT(1 + FLOOR(POW((seq * 40503 % 1000) / 1000, 1.6) * ${CATEGORIES.length}), ${sqlList(CATEGORIES)})) AS cat
                 FROM seq_1_to_${PRODUCTS}) p`);
-    t.dimDate = await timed(c, 'dim_date', `INSERT INTO dim_date (date_key, year, quarter, month, day_of_month, day_of_week, iso_week, \`year_month\`, batch_id)
-      SELECT d, YEAR(d), QUARTER(d), MONTH(d), DAYOFMONTH(d), WEEKDAY(d) + 1, WEEK(d, 3), DATE_FORMAT(d, '%Y-%m'), '${BATCH_ID}'
-        FROM (SELECT DATE '2016-09-01' + INTERVAL (seq - 1) DAY AS d FROM seq_1_to_800) days`);
+    t.dimDate = await timed(c, 'dim_date', `INSERT INTO dim_date (date_key, year, quarter, month, day_of_month, day_of_week, iso_week, iso_year, \`year_month\`, batch_id)
+      SELECT d, YEAR(d), QUARTER(d), MONTH(d), DAYOFMONTH(d), WEEKDAY(d) + 1, WEEK(d, 3), YEARWEEK(d, 3) DIV 100, DATE_FORMAT(d, '%Y-%m'), '${BATCH_ID}'
+        FROM (SELECT DATE '2016-01-01' + INTERVAL (seq - 1) DAY AS d FROM seq_1_to_1096) days`);
     // Orders: seller from the allocation (range join driven by the 3,000 sellers), purchase time
     // uniform over two years (2016-09-01 .. 2018-08-31), status mostly delivered.
     await c.query(`CREATE TABLE bench_order_map (n INT PRIMARY KEY, order_id CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,

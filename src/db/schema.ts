@@ -114,6 +114,8 @@ export const dimDate = mysqlTable('dim_date', {
   dayOfMonth: tinyint('day_of_month', { unsigned: true }).notNull(),
   dayOfWeek: tinyint('day_of_week', { unsigned: true }).notNull(),
   isoWeek: tinyint('iso_week', { unsigned: true }).notNull(),
+  // The year the ISO week belongs to: 2017-01-01 is in week 52 of ISO year 2016.
+  isoYear: smallint('iso_year', { unsigned: true }).notNull(),
   yearMonth: char('year_month', { length: 7 }).notNull(),
   batchId: batchId(),
   updatedAt: updatedAt(),

@@ -456,7 +456,7 @@ export function validateWithZod<K extends FileKind>(kind: K, fields: readonly st
   return { ok: false, reason: reason.length > REASON_MAX ? `${cutAt(reason, REASON_MAX - 1)}…` : reason };
 }
 
-/** Calendar attributes of a 'YYYY-MM-DD' day for dim_date (ISO weekday 1=Monday..7, ISO week). */
+/** Calendar attributes of a 'YYYY-MM-DD' day for dim_date (ISO weekday 1=Monday..7, ISO week and its year). */
 export interface DateParts {
   dateKey: string;
   year: number;
@@ -465,6 +465,7 @@ export interface DateParts {
   dayOfMonth: number;
   dayOfWeek: number;
   isoWeek: number;
+  isoYear: number;
   yearMonth: string;
 }
 
@@ -486,6 +487,7 @@ export function dateParts(dateKey: string): DateParts {
     dayOfMonth: day,
     dayOfWeek,
     isoWeek,
+    isoYear: thursday.getUTCFullYear(),
     yearMonth: dateKey.slice(0, 7),
   };
 }

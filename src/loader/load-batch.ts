@@ -51,6 +51,7 @@ import {
   upsertCustomers,
   upsertItems,
   upsertOrders,
+  fillCalendarYears,
   upsertProducts,
   upsertSellers,
   upsertTranslations,
@@ -397,10 +398,6 @@ async function renameTranslatedProducts(conn: PoolConnection | undefined, batchI
   return renamed;
 }
 
-function distinct(values: Iterable<string>): string[] {
-  return [...new Set(values)];
-}
-
 /** How far ahead of this machine's clock an ingestion timestamp may be (clocks of two hosts). */
 const INGESTED_AT_MAX_AHEAD_MS = 5 * 60_000;
 
@@ -543,21 +540,27 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       const renamedProducts = await renameTranslatedProducts(conns[0], batchId, [...translatedCategories]);
       if (renamedProducts > 0) log(`${renamedProducts} stored product(s) renamed by this batch's translations`);
 
-      // dim_date: each writer upserts a calendar day once per batch (days are few).
-      const daysWritten = conns.map(() => new Set<string>());
+      // The years the batch's dates fall in: dim_date gets every day of them at the end.
+      const calendarYears = new Set<number>();
+      const addYear = (timestamp: string | null): void => {
+        if (timestamp !== null) calendarYears.add(Number(timestamp.slice(0, 4)));
+      };
       stats.set(
         'orders',
         await loadFile(
           ctx,
           'orders',
           async (c, rows: SourcedRow<OrderRow>[], partition) => {
-            const seen = daysWritten[partition] ?? new Set<string>();
-            const days = distinct(rows.map((r) => r.row.purchasedAt.slice(0, 10)))
-              .filter((d) => !seen.has(d))
-              .sort();
+            for (const { row } of rows) {
+              addYear(row.purchasedAt);
+              addYear(row.approvedAt);
+              addYear(row.deliveredCarrierAt);
+              addYear(row.deliveredCustomerAt);
+              addYear(row.estimatedDeliveryAt);
+            }
             await stageOrders(c, staging, rows.map((r) => r.row));
-            await upsertOrders(c, batchId, partition, days);
-            return { committed: () => days.forEach((d) => seen.add(d)) };
+            await upsertOrders(c, batchId, partition);
+            return {};
           },
           (row) => row.orderId,
         ),
@@ -571,6 +574,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
           ctx,
           'items',
           async (c, rows: SourcedRow<ItemRow>[], partition) => {
+            for (const { row } of rows) addYear(row.shippingLimitAt);
             // Items whose order or seller is missing are left out by the upsert's joins. Only when
             // some were (rare) are they looked for, set-based (only those rows come back), and
             // quarantined; the staging table is refilled without them (and with the valid row each
@@ -620,6 +624,8 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       );
       const landingFinishedAt = sqlTimestamp(new Date());
       await ctx.writer.drain();
+      const calendarDays = await fillCalendarYears(pool, batchId, calendarYears);
+      if (calendarDays > 0) log(`dim_date: ${calendarDays} calendar day(s) added`);
       // Every chunk is committed: the day totals the batch touched can be recomputed once.
       const summaryStarted = performance.now();
       const { batches, pairs } = await recomputeDailySummary(conns, batchId);

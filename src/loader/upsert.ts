@@ -418,6 +418,38 @@ async function upsertFromStaging(
   return { selected: records === undefined ? undefined : Number(records) };
 }
 
+/**
+ * dim_date is a calendar: one row per day of every year the batch's dates fall in (purchase,
+ * approval, deliveries, estimate, shipping limit), so per-day reports can join it without gaps.
+ * A day, once written, stays as it is (its attributes never change); years already complete are
+ * not touched. Returns the days written.
+ */
+export async function fillCalendarYears(db: Queryable, batchId: string, years: ReadonlySet<number>): Promise<number> {
+  // DATE's supported range (and Date.UTC reads years below 100 as 19xx).
+  const sorted = [...years].filter((year) => year >= 1000 && year <= 9999).sort((a, b) => a - b);
+  if (sorted.length === 0) return 0;
+  const [counts] = await db.query<RowDataPacket[]>(
+    `SELECT YEAR(date_key) AS year, COUNT(*) AS days FROM dim_date WHERE YEAR(date_key) IN (${sorted.join(', ')}) GROUP BY YEAR(date_key)`,
+  );
+  const stored = new Map(counts.map((row) => [Number(row.year), Number(row.days)]));
+  const rows: SqlValue[][] = [];
+  for (const year of sorted) {
+    const daysInYear = (Date.UTC(year + 1, 0, 1) - Date.UTC(year, 0, 1)) / 86_400_000;
+    if ((stored.get(year) ?? 0) >= daysInYear) continue;
+    for (let day = 0; day < daysInYear; day += 1) {
+      const p = dateParts(new Date(Date.UTC(year, 0, 1 + day)).toISOString().slice(0, 10));
+      rows.push([p.dateKey, p.year, p.quarter, p.month, p.dayOfMonth, p.dayOfWeek, p.isoWeek, p.isoYear, p.yearMonth, batchId]);
+    }
+  }
+  for (let start = 0; start < rows.length; start += 1000) {
+    await db.query(
+      `INSERT INTO dim_date (date_key, year, quarter, month, day_of_month, day_of_week, iso_week, iso_year, \`year_month\`, batch_id)
+       VALUES ${valuesList(rows.slice(start, start + 1000))} ON DUPLICATE KEY UPDATE date_key = date_key`,
+    );
+  }
+  return rows.length;
+}
+
 export async function upsertTranslations(db: Queryable, batchId: string, rows: readonly TranslationRow[]): Promise<void> {
   await upsert(
     db,
@@ -516,28 +548,17 @@ export async function stageOrders(conn: PoolConnection, method: StagingMethod, r
 }
 
 /**
- * Upserts the staged orders and the calendar days they were purchased on (dim_date; `days`: the
- * ones the caller has not written yet in this batch), re-aligns the denormalised purchased_at of
- * items already stored for these orders (an order whose purchase time changed) and updates their
- * order_item_wide rows. Run it inside the chunk's transaction, after stageOrders.
+ * Upserts the staged orders, re-aligns the denormalised purchased_at of items already stored for
+ * these orders (an order whose purchase time changed) and updates their order_item_wide rows.
+ * Run it inside the chunk's transaction, after stageOrders.
  */
-export async function upsertOrders(db: Queryable, batchId: string, writer: number, days: readonly string[]): Promise<void> {
+export async function upsertOrders(db: Queryable, batchId: string, writer: number): Promise<void> {
   await upsertFromStaging(
     db,
     batchId,
     { table: 'fact_order', columns: STAGING.orders.columns, updated: ORDER_ATTRIBUTES },
     STAGING.orders.columns.map((c) => `s.${c}`).join(', '),
     `${STAGING.orders.name} s`,
-  );
-  await upsert(
-    db,
-    'dim_date',
-    ['date_key', 'year', 'quarter', 'month', 'day_of_month', 'day_of_week', 'iso_week', 'year_month'],
-    ['year', 'quarter', 'month', 'day_of_month', 'day_of_week', 'iso_week', 'year_month'],
-    days.map((day) => {
-      const p = dateParts(day);
-      return [p.dateKey, p.year, p.quarter, p.month, p.dayOfMonth, p.dayOfWeek, p.isoWeek, p.yearMonth, batchId];
-    }),
   );
   // Items keep their batch_id (their own values did not come from this batch); only the copy of
   // the order's purchase time follows the order.

@@ -75,6 +75,33 @@ describe('loadBatch', () => {
         'SELECT COUNT(*) AS n FROM fact_order o LEFT JOIN dim_date d ON d.date_key = o.purchase_date WHERE d.date_key IS NULL',
       );
       expect(Number(missingDay?.n)).toBe(0);
+      // dim_date is a calendar: every day of every year a date of the batch falls in, once, with
+      // the attributes MariaDB's own date functions give (ISO weekday, week and week-year).
+      const years = await rows<{ year: number; days: number; first: string; last: string }>(
+        `SELECT YEAR(date_key) AS year, COUNT(*) AS days, MIN(date_key) AS first, MAX(date_key) AS last FROM dim_date GROUP BY YEAR(date_key)`,
+      );
+      expect(years.length).toBeGreaterThan(0);
+      for (const { year, days, first, last } of years) {
+        expect({ days: Number(days), first: String(first), last: String(last) }).toEqual({
+          days: year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 366 : 365,
+          first: `${year}-01-01`,
+          last: `${year}-12-31`,
+        });
+      }
+      const [uncovered] = await rows<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM (
+           SELECT DATE(shipping_limit_at) AS d FROM fact_order_item
+           UNION SELECT DATE(estimated_delivery_at) FROM fact_order
+           UNION SELECT DATE(delivered_customer_at) FROM fact_order WHERE delivered_customer_at IS NOT NULL) dates
+         LEFT JOIN dim_date ON date_key = d WHERE date_key IS NULL`,
+      );
+      expect(Number(uncovered?.n)).toBe(0);
+      const [wrongAttributes] = await rows<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM dim_date WHERE year <> YEAR(date_key) OR quarter <> QUARTER(date_key) OR month <> MONTH(date_key)
+           OR day_of_month <> DAYOFMONTH(date_key) OR day_of_week <> WEEKDAY(date_key) + 1 OR iso_week <> WEEK(date_key, 3)
+           OR iso_year <> YEARWEEK(date_key, 3) DIV 100 OR \`year_month\` <> DATE_FORMAT(date_key, '%Y-%m')`,
+      );
+      expect(Number(wrongAttributes?.n)).toBe(0);
       const stages = await rows(
         'SELECT stage, status, rows_in, rows_out, rows_rejected, finished_at FROM etl_batch_stage WHERE batch_id = ? ORDER BY stage',
         [second.batchId],

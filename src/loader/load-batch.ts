@@ -25,6 +25,7 @@ import { readCsv, readHeader } from './read.js';
 import {
   countWritten,
   failBatch,
+  type FailedBatchCounts,
   findItemReferenceProblems,
   finishStage,
   insertBatch,
@@ -252,7 +253,11 @@ interface FileStats {
   valid: number;
   contractRejected: number;
   referenceRejected: number;
+  /** Rows written by the chunks committed so far (what a failed batch reports as staged). */
+  committed: number;
 }
+
+const newFileStats = (): FileStats => ({ read: 0, valid: 0, contractRejected: 0, referenceRejected: 0, committed: 0 });
 
 /** A valid row with where it came from, so that a later (reference) reject can quote it. */
 export interface SourcedRow<T> {
@@ -289,6 +294,8 @@ interface Context {
   chunkSize: number;
   writer: PartitionedWriter;
   log: (message: string) => void;
+  /** Each file's counts, from its first row on: a failed batch still reports how far it got. */
+  stats: Map<FileKind, FileStats>;
 }
 
 async function loadFile<K extends FileKind>(
@@ -296,9 +303,10 @@ async function loadFile<K extends FileKind>(
   kind: K,
   writeChunk: ChunkWriter<K>,
   partitionKey: (row: RowsByKind[K]) => string = KEY_OF[kind] as (row: RowsByKind[K]) => string,
-): Promise<FileStats> {
+): Promise<void> {
   const name = FILES[kind];
-  const stats: FileStats = { read: 0, valid: 0, contractRejected: 0, referenceRejected: 0 };
+  const stats = newFileStats();
+  ctx.stats.set(kind, stats);
   const keyOf = KEY_OF[kind] as (row: RowsByKind[K]) => string;
   const partitions = ctx.writer.partitions;
   const started = Date.now();
@@ -335,6 +343,7 @@ async function loadFile<K extends FileKind>(
               return written;
             });
             stats.referenceRejected += result?.refused?.length ?? 0;
+            stats.committed += partRows.length - (result?.refused?.length ?? 0);
             result?.committed?.();
             writeMs += performance.now() - taskStart;
             return;
@@ -384,7 +393,6 @@ async function loadFile<K extends FileKind>(
     `${name}: read ${stats.read}, contract rejects ${stats.contractRejected} in ${seconds.toFixed(2)} s ` +
       `(${Math.round(stats.read / Math.max(seconds, 0.001))} rows/s; writers busy ${Math.round(writeMs)} ms, parser blocked ${Math.round(blockedMs)} ms)`,
   );
-  return stats;
 }
 
 /** propagateTranslations over `categories`, in transactions of bounded size, retried on lock conflicts; the products renamed. */
@@ -396,6 +404,23 @@ async function renameTranslatedProducts(conn: PoolConnection | undefined, batchI
     renamed += await withRetriedTransaction(conn, () => propagateTranslations(conn, batchId, 0, slice));
   }
   return renamed;
+}
+
+/** The stage counts of a batch that failed: what was read, checked and committed before it stopped. */
+function countsSoFar(stats: ReadonlyMap<FileKind, FileStats>): FailedBatchCounts {
+  const counts: FailedBatchCounts = {
+    landing: { rowsIn: 0, rowsOut: 0, rowsRejected: 0 },
+    staging: { rowsIn: 0, rowsOut: 0, rowsRejected: 0 },
+  };
+  for (const s of stats.values()) {
+    counts.landing.rowsIn += s.read;
+    counts.landing.rowsOut += s.valid;
+    counts.landing.rowsRejected += s.contractRejected;
+    counts.staging.rowsIn += s.valid;
+    counts.staging.rowsOut += s.committed;
+    counts.staging.rowsRejected += s.referenceRejected;
+  }
+  return counts;
 }
 
 /** How far ahead of this machine's clock an ingestion timestamp may be (clocks of two hosts). */
@@ -447,6 +472,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
   const batchId = uuidv7(ingestedAt.getTime(), began);
   let batchStarted = false;
   let liveness: PoolConnection | undefined;
+  const stats = new Map<FileKind, FileStats>();
   try {
     // A database an older (or no) migration left would take the rows under other rules (case-
     // folding category keys, a TEXT quarantine): refused before anything is written.
@@ -467,7 +493,6 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     log(`batch ${batchId} started (source ${source})`);
 
     const conns: PoolConnection[] = [];
-    const stats = new Map<FileKind, FileStats>();
     let writer: PartitionedWriter | undefined;
     try {
       let staging: StagingMethod = options.staging ?? 'load-data';
@@ -479,59 +504,47 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       }
       log(`staging tables filled with ${staging === 'load-data' ? 'LOAD DATA LOCAL INFILE' : 'multi-row INSERT (LOAD DATA LOCAL refused or not asked for)'}`);
       writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
-      const ctx: Context = { signal: options.signal, batchId, dir, chunkSize, writer, log };
+      const ctx: Context = { signal: options.signal, batchId, dir, chunkSize, writer, log, stats };
 
       // The categories this batch translated: stored products of those categories take the new
       // English name once this batch's own products are written (below).
       const translatedCategories = new Set<string>();
-      stats.set(
+      await loadFile(
+        ctx,
         'translation',
-        await loadFile(
-          ctx,
-          'translation',
-          async (c, rows) => {
-            await upsertTranslations(c, batchId, rows.map((r) => r.row));
-            return { committed: () => rows.forEach((r) => translatedCategories.add(r.row.categoryName)) };
-          },
-          // Tens of rows: one writer, so translation chunks never deadlock each other.
-          () => '',
-        ),
+        async (c, rows) => {
+          await upsertTranslations(c, batchId, rows.map((r) => r.row));
+          return { committed: () => rows.forEach((r) => translatedCategories.add(r.row.categoryName)) };
+        },
+        // Tens of rows: one writer, so translation chunks never deadlock each other.
+        () => '',
       );
       await ctx.writer.drain();
       // The translations of this batch are committed (drained): products look them up. No other
       // drain is needed before the products, whose chunks then overlap the customers' last ones.
       const translations = await readTranslations(pool);
-      stats.set(
-        'sellers',
-        await loadFile(ctx, 'sellers', async (c, rows) => {
-          await upsertSellers(c, batchId, rows.map((r) => r.row));
-        }),
-      );
-      stats.set(
-        'customers',
-        await loadFile(ctx, 'customers', async (c, rows) => {
-          await stageCustomers(c, staging, rows.map((r) => r.row));
-          await upsertCustomers(c, batchId);
-          await updateWideCustomers(c);
-        }),
-      );
+      await loadFile(ctx, 'sellers', async (c, rows) => {
+        await upsertSellers(c, batchId, rows.map((r) => r.row));
+      });
+      await loadFile(ctx, 'customers', async (c, rows) => {
+        await stageCustomers(c, staging, rows.map((r) => r.row));
+        await upsertCustomers(c, batchId);
+        await updateWideCustomers(c);
+      });
 
-      stats.set(
-        'products',
-        await loadFile(ctx, 'products', async (c, rows: SourcedRow<ProductRow>[], partition) => {
-          await stageProducts(
-            c,
-            staging,
-            rows.map(({ row: r }) => ({
-              ...r,
-              categoryNameEnglish: r.categoryName === null ? null : (translations.get(r.categoryName) ?? null),
-            })),
-          );
-          await upsertProducts(c, batchId);
-          await markSummaryForRecategorizedProducts(c, batchId, partition);
-          await updateWideProducts(c);
-        }),
-      );
+      await loadFile(ctx, 'products', async (c, rows: SourcedRow<ProductRow>[], partition) => {
+        await stageProducts(
+          c,
+          staging,
+          rows.map(({ row: r }) => ({
+            ...r,
+            categoryNameEnglish: r.categoryName === null ? null : (translations.get(r.categoryName) ?? null),
+          })),
+        );
+        await upsertProducts(c, batchId);
+        await markSummaryForRecategorizedProducts(c, batchId, partition);
+        await updateWideProducts(c);
+      });
       // Products already stored take this batch's new translations, after this batch's own
       // products are written (those got their English name from the translations above): what is
       // renamed here is only what the products file did not rewrite, so the file's count of rows
@@ -545,82 +558,76 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       const addYear = (timestamp: string | null): void => {
         if (timestamp !== null) calendarYears.add(Number(timestamp.slice(0, 4)));
       };
-      stats.set(
+      await loadFile(
+        ctx,
         'orders',
-        await loadFile(
-          ctx,
-          'orders',
-          async (c, rows: SourcedRow<OrderRow>[], partition) => {
-            for (const { row } of rows) {
-              addYear(row.purchasedAt);
-              addYear(row.approvedAt);
-              addYear(row.deliveredCarrierAt);
-              addYear(row.deliveredCustomerAt);
-              addYear(row.estimatedDeliveryAt);
-            }
-            await stageOrders(c, staging, rows.map((r) => r.row));
-            await upsertOrders(c, batchId, partition);
-            return {};
-          },
-          (row) => row.orderId,
-        ),
+        async (c, rows: SourcedRow<OrderRow>[], partition) => {
+          for (const { row } of rows) {
+            addYear(row.purchasedAt);
+            addYear(row.approvedAt);
+            addYear(row.deliveredCarrierAt);
+            addYear(row.deliveredCustomerAt);
+            addYear(row.estimatedDeliveryAt);
+          }
+          await stageOrders(c, staging, rows.map((r) => r.row));
+          await upsertOrders(c, batchId, partition);
+          return {};
+        },
+        (row) => row.orderId,
       );
       // Items check their order and seller in the database: every order and seller chunk is
       // committed (drained) before the first item chunk is parsed.
       await ctx.writer.drain();
-      stats.set(
+      await loadFile(
+        ctx,
         'items',
-        await loadFile(
-          ctx,
-          'items',
-          async (c, rows: SourcedRow<ItemRow>[], partition) => {
-            for (const { row } of rows) addYear(row.shippingLimitAt);
-            // Items whose order or seller is missing are left out by the upsert's joins. Only when
-            // some were (rare) are they looked for, set-based (only those rows come back), and
-            // quarantined; the staging table is refilled without them (and with the valid row each
-            // superseded in this chunk, if any) and the upsert runs again: an order or seller
-            // committed by a concurrent load in between is then either seen missing (the item
-            // quarantined, not written) or present (written), never neither. Orders and sellers
-            // are never deleted.
-            const refused: RejectedRow[] = [];
-            let staged = rows;
-            await stageItems(c, staging, staged);
-            let { selected } = await upsertItems(c, batchId);
-            let mayHaveProblems = selected !== staged.length;
-            while (mayHaveProblems) {
-              const problems = await findItemReferenceProblems(c);
-              if (problems.length === 0) break;
-              const byLine = new Map(staged.map((r) => [r.line, r]));
-              const refusedLines = new Set<number>();
-              const fallbacks: SourcedRow<ItemRow>[] = [];
-              for (const { line, unknownOrder, unknownSeller } of problems) {
-                const item = byLine.get(line);
-                if (item === undefined) continue;
-                const reasons: string[] = [];
-                if (unknownOrder) {
-                  reasons.push(`order_id: unknown order, neither in this batch nor in the database (got "${item.row.orderId}")`);
-                }
-                if (unknownSeller) {
-                  reasons.push(`seller_id: unknown seller, neither in this batch nor in the database (got "${item.row.sellerId}")`);
-                }
-                refused.push({ file: FILES.items, line, reason: reasons.join('; '), raw: item.raw });
-                refusedLines.add(line);
-                if (item.earlier !== undefined) fallbacks.push(item.earlier);
+        async (c, rows: SourcedRow<ItemRow>[], partition) => {
+          for (const { row } of rows) addYear(row.shippingLimitAt);
+          // Items whose order or seller is missing are left out by the upsert's joins. Only when
+          // some were (rare) are they looked for, set-based (only those rows come back), and
+          // quarantined; the staging table is refilled without them (and with the valid row each
+          // superseded in this chunk, if any) and the upsert runs again: an order or seller
+          // committed by a concurrent load in between is then either seen missing (the item
+          // quarantined, not written) or present (written), never neither. Orders and sellers
+          // are never deleted.
+          const refused: RejectedRow[] = [];
+          let staged = rows;
+          await stageItems(c, staging, staged);
+          let { selected } = await upsertItems(c, batchId);
+          let mayHaveProblems = selected !== staged.length;
+          while (mayHaveProblems) {
+            const problems = await findItemReferenceProblems(c);
+            if (problems.length === 0) break;
+            const byLine = new Map(staged.map((r) => [r.line, r]));
+            const refusedLines = new Set<number>();
+            const fallbacks: SourcedRow<ItemRow>[] = [];
+            for (const { line, unknownOrder, unknownSeller } of problems) {
+              const item = byLine.get(line);
+              if (item === undefined) continue;
+              const reasons: string[] = [];
+              if (unknownOrder) {
+                reasons.push(`order_id: unknown order, neither in this batch nor in the database (got "${item.row.orderId}")`);
               }
-              staged = [...staged.filter((r) => !refusedLines.has(r.line)), ...fallbacks];
-              await stageItems(c, staging, staged);
-              ({ selected } = await upsertItems(c, batchId));
-              // Only a fallback can be refused now (every other staged item was just upserted).
-              mayHaveProblems = fallbacks.length > 0 && selected !== staged.length;
+              if (unknownSeller) {
+                reasons.push(`seller_id: unknown seller, neither in this batch nor in the database (got "${item.row.sellerId}")`);
+              }
+              refused.push({ file: FILES.items, line, reason: reasons.join('; '), raw: item.raw });
+              refusedLines.add(line);
+              if (item.earlier !== undefined) fallbacks.push(item.earlier);
             }
-            // The day totals the items change, recomputed when the batch ends.
-            await markSummaryForStagedItems(c, batchId, partition);
-            await refreshWideForItems(c);
-            return { refused };
-          },
-          // Same partition as the item's order: its purchased_at re-alignment runs on that writer.
-          (row) => row.orderId,
-        ),
+            staged = [...staged.filter((r) => !refusedLines.has(r.line)), ...fallbacks];
+            await stageItems(c, staging, staged);
+            ({ selected } = await upsertItems(c, batchId));
+            // Only a fallback can be refused now (every other staged item was just upserted).
+            mayHaveProblems = fallbacks.length > 0 && selected !== staged.length;
+          }
+          // The day totals the items change, recomputed when the batch ends.
+          await markSummaryForStagedItems(c, batchId, partition);
+          await refreshWideForItems(c);
+          return { refused };
+        },
+        // Same partition as the item's order: its purchased_at re-alignment runs on that writer.
+        (row) => row.orderId,
       );
       const landingFinishedAt = sqlTimestamp(new Date());
       await ctx.writer.drain();
@@ -638,7 +645,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       let stagingOut = 0;
       let stagingRejected = 0;
       for (const kind of LOAD_ORDER) {
-        const s = stats.get(kind) ?? { read: 0, valid: 0, contractRejected: 0, referenceRejected: 0 };
+        const s = stats.get(kind) ?? newFileStats();
         const written = await countWritten(pool, kind, batchId);
         // Products renamed by a translation carry this batch's id but were not in its products file.
         const loaded = kind === 'products' ? written - renamedProducts : written;
@@ -687,7 +694,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     const message = error instanceof Error ? error.message : String(error);
     if (batchStarted) {
       // The original error is what the caller must see; a failure to record it is logged.
-      await failBatch(pool, batchId, sqlTimestamp(new Date())).catch((recordError: unknown) => {
+      await failBatch(pool, batchId, sqlTimestamp(new Date()), countsSoFar(stats)).catch((recordError: unknown) => {
         log(`could not mark batch ${batchId} failed: ${recordError instanceof Error ? recordError.message : String(recordError)}`);
       });
       throw new LoadError(`batch ${batchId} failed: ${message}`, 'failed', batchId);

@@ -101,7 +101,23 @@ export async function finishStage(db: Queryable, result: StageResult): Promise<v
 }
 
 /** Marks every stage of the batch still running as failed, then the batch itself. */
-export async function failBatch(db: Queryable, batchId: string, finishedAt: string): Promise<void> {
+type StageCounts = { rowsIn: number; rowsOut: number; rowsRejected: number };
+/** How far a failed batch got, per stage it was running. */
+export interface FailedBatchCounts {
+  landing: StageCounts;
+  staging: StageCounts;
+}
+
+export async function failBatch(db: Queryable, batchId: string, finishedAt: string, counts: FailedBatchCounts): Promise<void> {
+  for (const stage of ['landing', 'staging'] as const) {
+    const { rowsIn, rowsOut, rowsRejected } = counts[stage];
+    await db.query(
+      `UPDATE etl_batch_stage SET status = 'failed', finished_at = COALESCE(finished_at, ?), rows_in = ?, rows_out = ?, rows_rejected = ?,
+          updated_at = CURRENT_TIMESTAMP(3)
+        WHERE batch_id = ? AND stage = ? AND status = 'running'`,
+      [finishedAt, rowsIn, rowsOut, rowsRejected, batchId, stage],
+    );
+  }
   await db.query(
     `UPDATE etl_batch_stage SET status = 'failed', finished_at = COALESCE(finished_at, ?), updated_at = CURRENT_TIMESTAMP(3)
       WHERE batch_id = ? AND status = 'running'`,

@@ -305,7 +305,19 @@ describe('loader: a batch that fails mid-way', () => {
           { stage: 'staging', status: 'failed' },
         ]);
         // Nothing after the customers: the writers stopped before the products.
-        expect(await countAll()).toMatchObject({ dim_product: 0, fact_order: 0, fact_order_item: 0 });
+        const stored = await countAll();
+        expect(stored).toMatchObject({ dim_product: 0, fact_order: 0, fact_order_item: 0 });
+        // The failed stages say how far the batch got: rows read and checked, and rows committed
+        // (the translations, sellers and customer chunks that made it), not NULL.
+        const [landing, staging] = await rows<{ rows_in: number; rows_out: number; rows_rejected: number }>(
+          'SELECT rows_in, rows_out, rows_rejected FROM etl_batch_stage ORDER BY stage',
+        );
+        const committed = (stored.dim_category_translation ?? 0) + (stored.dim_seller ?? 0) + (stored.dim_customer ?? 0);
+        expect(committed).toBeGreaterThan(data.sellers.length);
+        expect(staging).toEqual({ rows_in: landing?.rows_out, rows_out: committed, rows_rejected: 0 });
+        expect(landing?.rows_rejected).toBe(0);
+        expect(landing?.rows_in).toBe(landing?.rows_out);
+        expect(landing?.rows_in).toBeGreaterThanOrEqual(committed);
       }
     } finally {
       await db.pool.query('DROP TRIGGER IF EXISTS refuse_exploding_city');

@@ -23,12 +23,14 @@ import {
 } from './contract.js';
 import { readCsv, readHeader } from './read.js';
 import {
+  countStale,
   countWritten,
   failBatch,
   type FailedBatchCounts,
   findItemReferenceProblems,
   finishStage,
   insertBatch,
+  newerBatchExists,
   insertRejected,
   prepareConnection,
   propagateTranslations,
@@ -95,6 +97,8 @@ export interface FileSummary {
   rejected: number;
   /** Valid rows superseded by a later row with the same key in the batch. */
   duplicates: number;
+  /** Valid rows not applied because a newer batch had already written their key (a batch loaded out of order). */
+  stale: number;
 }
 
 export interface LoadSummary {
@@ -255,9 +259,11 @@ interface FileStats {
   referenceRejected: number;
   /** Rows written by the chunks committed so far (what a failed batch reports as staged). */
   committed: number;
+  /** Valid rows whose key a newer batch had already written: not applied (the newest batch wins). */
+  stale: number;
 }
 
-const newFileStats = (): FileStats => ({ read: 0, valid: 0, contractRejected: 0, referenceRejected: 0, committed: 0 });
+const newFileStats = (): FileStats => ({ read: 0, valid: 0, contractRejected: 0, referenceRejected: 0, committed: 0, stale: 0 });
 
 /** A valid row with where it came from, so that a later (reference) reject can quote it. */
 export interface SourcedRow<T> {
@@ -296,6 +302,8 @@ interface Context {
   log: (message: string) => void;
   /** Each file's counts, from its first row on: a failed batch still reports how far it got. */
   stats: Map<FileKind, FileStats>;
+  /** Whether a batch newer than this one exists (then rows of this one may be stale); true stays true. */
+  newerBatchExists: (conn: PoolConnection) => Promise<boolean>;
 }
 
 async function loadFile<K extends FileKind>(
@@ -337,13 +345,19 @@ async function loadFile<K extends FileKind>(
         for (let attempt = 1; ; attempt += 1) {
           try {
             // Rows and their quarantine commit together: a chunk is all or nothing.
-            const result = await withTransaction(conn, async () => {
+            const { result, stale } = await withTransaction(conn, async () => {
+              // Counted before the upsert, which leaves these rows as the newer batch wrote them.
+              const staleRows =
+                partRows.length > 0 && (await ctx.newerBatchExists(conn))
+                  ? await countStale(conn, kind, ctx.batchId, partRows.map((r) => r.row))
+                  : 0;
               const written = partRows.length > 0 ? await writeChunk(conn, partRows, p) : undefined;
               await insertRejected(conn, ctx.batchId, [...partRejected, ...(written?.refused ?? [])]);
-              return written;
+              return { result: written, stale: staleRows };
             });
             stats.referenceRejected += result?.refused?.length ?? 0;
-            stats.committed += partRows.length - (result?.refused?.length ?? 0);
+            stats.stale += stale;
+            stats.committed += partRows.length - (result?.refused?.length ?? 0) - stale;
             result?.committed?.();
             writeMs += performance.now() - taskStart;
             return;
@@ -504,7 +518,10 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       }
       log(`staging tables filled with ${staging === 'load-data' ? 'LOAD DATA LOCAL INFILE' : 'multi-row INSERT (LOAD DATA LOCAL refused or not asked for)'}`);
       writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
-      const ctx: Context = { signal: options.signal, batchId, dir, chunkSize, writer, log, stats };
+      let newerBatchSeen = false;
+      const newerBatchExistsOnce = async (conn: PoolConnection): Promise<boolean> =>
+        (newerBatchSeen ||= await newerBatchExists(conn, batchId));
+      const ctx: Context = { signal: options.signal, batchId, dir, chunkSize, writer, log, stats, newerBatchExists: newerBatchExistsOnce };
 
       // The categories this batch translated: stored products of those categories take the new
       // English name once this batch's own products are written (below).
@@ -653,7 +670,8 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
           read: s.read,
           loaded,
           rejected: s.contractRejected + s.referenceRejected,
-          duplicates: s.valid - s.referenceRejected - loaded,
+          duplicates: s.valid - s.referenceRejected - s.stale - loaded,
+          stale: s.stale,
         };
         landingIn += s.read;
         landingOut += s.valid;

@@ -15,6 +15,7 @@ import {
   type SellerRow,
   type TranslationRow,
   type ItemRow,
+  type RowsByKind,
 } from './contract.js';
 
 export type Queryable = Pool | PoolConnection;
@@ -986,6 +987,35 @@ export async function withRetriedTransaction<T>(conn: PoolConnection, work: () =
 }
 
 /** Rows of a table whose last writer is the batch: the distinct rows it wrote. */
+/** The key columns of each file's table, and a row's values for them in that order. */
+const KEY_COLUMNS: { [K in FileKind]: { columns: string; values: (row: RowsByKind[K]) => SqlValue[] } } = {
+  translation: { columns: 'category_name', values: (r) => [r.categoryName] },
+  sellers: { columns: 'seller_id', values: (r) => [r.sellerId] },
+  customers: { columns: 'customer_id', values: (r) => [r.customerId] },
+  products: { columns: 'product_id', values: (r) => [r.productId] },
+  orders: { columns: 'order_id', values: (r) => [r.orderId] },
+  items: { columns: 'order_id, order_item_id', values: (r) => [r.orderId, r.orderItemId] },
+};
+
+/** Whether a batch newer than this one exists: only then can a row of this one be stale. */
+export async function newerBatchExists(db: Queryable, batchId: string): Promise<boolean> {
+  const [rows] = await db.query<RowDataPacket[]>('SELECT 1 FROM etl_batch WHERE batch_id > ? LIMIT 1', [batchId]);
+  return rows.length > 0;
+}
+
+/**
+ * How many of these rows a newer batch has already written (same key): the upsert leaves those
+ * as they are (the newest batch wins), so this batch does not apply them.
+ */
+export async function countStale<K extends FileKind>(db: Queryable, kind: K, batchId: string, rows: readonly RowsByKind[K][]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const { columns, values } = KEY_COLUMNS[kind] as { columns: string; values: (row: RowsByKind[K]) => SqlValue[] };
+  const [result] = await db.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS n FROM \`${TABLE_OF[kind]}\` WHERE (${columns}) IN (${valuesList(rows.map(values))}) AND batch_id > ${sqlLiteral(batchId)}`,
+  );
+  return Number(result[0]?.n ?? 0);
+}
+
 export async function countWritten(db: Queryable, kind: FileKind, batchId: string): Promise<number> {
   const [rows] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${TABLE_OF[kind]}\` WHERE batch_id = ?`, [
     batchId,

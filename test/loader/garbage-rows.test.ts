@@ -41,8 +41,8 @@ describe('loader: garbage rows', () => {
     const folder = await writeFolder(data);
     try {
       const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir });
-      expect(summary.files[FILES.sellers]).toEqual({ read: 4, loaded: 2, rejected: 2, duplicates: 0 });
-      expect(summary.files[FILES.items]).toEqual({ read: 3, loaded: 3, rejected: 0, duplicates: 0 });
+      expect(summary.files[FILES.sellers]).toEqual({ read: 4, loaded: 2, rejected: 2, duplicates: 0, stale: 0 });
+      expect(summary.files[FILES.items]).toEqual({ read: 3, loaded: 3, rejected: 0, duplicates: 0, stale: 0 });
       const rejected = await rows<{ line: number; reason: string; bytes: number }>(
         'SELECT line, reason, LENGTH(raw_content) AS bytes FROM etl_rejected_row ORDER BY line',
       );
@@ -70,9 +70,9 @@ describe('loader: garbage rows', () => {
     await writeFile(products, Buffer.from(`${'4'.repeat(32)},perfum\xe1ria,1,1,1,1,1,1,1\n`, 'latin1'), { flag: 'a' });
     try {
       const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir });
-      expect(summary.files[FILES.sellers]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0 });
-      expect(summary.files[FILES.customers]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0 });
-      expect(summary.files[FILES.products]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0 });
+      expect(summary.files[FILES.sellers]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0, stale: 0 });
+      expect(summary.files[FILES.customers]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0, stale: 0 });
+      expect(summary.files[FILES.products]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0, stale: 0 });
       const rejected = await rows('SELECT file, line, reason, raw_content FROM etl_rejected_row ORDER BY file, line');
       expect(rejected).toEqual([
         {
@@ -109,7 +109,7 @@ describe('loader: garbage rows', () => {
     try {
       for (const chunkSize of [10_000, 2, 1]) {
         const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir, chunkSize });
-        expect(summary.files[FILES.items]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0 });
+        expect(summary.files[FILES.items]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0, stale: 0 });
         const [item] = await rows('SELECT price, seller_id FROM fact_order_item WHERE order_id = ? AND order_item_id = 1', [ID.order1]);
         expect(item).toEqual({ price: '58.90', seller_id: ID.seller1 });
         const [wide] = await rows('SELECT price FROM order_item_wide WHERE order_id = ? AND order_item_id = 1', [ID.order1]);
@@ -135,8 +135,8 @@ describe('loader: garbage rows', () => {
     const renamed = await writeFolder({ ...baseRows(), translation: ['zz_cat,renamed'], products: [], orders: [], items: [] });
     try {
       const first = await loadBatch({ databaseUrl: db.url, dir: folder.dir });
-      expect(first.files[FILES.translation]).toEqual({ read: 6, loaded: 4, rejected: 2, duplicates: 0 });
-      expect(first.files[FILES.products]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0 });
+      expect(first.files[FILES.translation]).toEqual({ read: 6, loaded: 4, rejected: 2, duplicates: 0, stale: 0 });
+      expect(first.files[FILES.products]).toEqual({ read: 4, loaded: 3, rejected: 1, duplicates: 0, stale: 0 });
       const edges = await rows('SELECT file, line, reason FROM etl_rejected_row ORDER BY file, line');
       expect(edges).toEqual([
         { file: FILES.products, line: 5, reason: 'product_category_name: must not start or end with a space (got "yy_cat ")' },
@@ -152,7 +152,7 @@ describe('loader: garbage rows', () => {
       ]);
       const second = await loadBatch({ databaseUrl: db.url, dir: renamed.dir });
       // The renamed product carries the batch's id, but the products file wrote nothing.
-      expect(second.files[FILES.products]).toEqual({ read: 0, loaded: 0, rejected: 0, duplicates: 0 });
+      expect(second.files[FILES.products]).toEqual({ read: 0, loaded: 0, rejected: 0, duplicates: 0, stale: 0 });
       const [staging] = await rows('SELECT rows_in, rows_out, rows_rejected FROM etl_batch_stage WHERE batch_id = ? AND stage = ?', [
         second.batchId,
         'staging',

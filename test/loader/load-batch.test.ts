@@ -48,8 +48,8 @@ describe('loadBatch', () => {
       expect(factsAfterSecond).toEqual(factsAfterFirst);
       for (const summary of [first, second]) {
         expect(summary.status).toBe('succeeded');
-        expect(summary.files[FILES.items]).toEqual({ read: data.items, loaded: data.items, rejected: 0, duplicates: 0 });
-        expect(summary.files[FILES.orders]).toEqual({ read: 400, loaded: 400, rejected: 0, duplicates: 0 });
+        expect(summary.files[FILES.items]).toEqual({ read: data.items, loaded: data.items, rejected: 0, duplicates: 0, stale: 0 });
+        expect(summary.files[FILES.orders]).toEqual({ read: 400, loaded: 400, rejected: 0, duplicates: 0, stale: 0 });
         expect(summary.files[FILES.sellers].loaded).toBe(15);
       }
       const batches = await rows('SELECT batch_id, source, created_at, status FROM etl_batch ORDER BY created_at');
@@ -132,10 +132,10 @@ describe('loadBatch', () => {
     const folder = await writeFolder(data);
     try {
       const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir });
-      expect(summary.files[FILES.sellers]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0 });
-      expect(summary.files[FILES.products]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0 });
-      expect(summary.files[FILES.orders]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0 });
-      expect(summary.files[FILES.items]).toEqual({ read: base.items.length + 3, loaded: 3, rejected: 3, duplicates: 0 });
+      expect(summary.files[FILES.sellers]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0, stale: 0 });
+      expect(summary.files[FILES.products]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0, stale: 0 });
+      expect(summary.files[FILES.orders]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0, stale: 0 });
+      expect(summary.files[FILES.items]).toEqual({ read: base.items.length + 3, loaded: 3, rejected: 3, duplicates: 0, stale: 0 });
 
       const rejected = await rows('SELECT file, line, reason, raw_content FROM etl_rejected_row ORDER BY file, line');
       expect(rejected).toEqual([
@@ -193,13 +193,13 @@ describe('loadBatch', () => {
     const third = await writeFolder({ ...baseRows(), orders: [] });
     try {
       const a = await loadBatch({ databaseUrl: db.url, dir: first.dir });
-      expect(a.files[FILES.items]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0 });
+      expect(a.files[FILES.items]).toEqual({ read: 3, loaded: 2, rejected: 1, duplicates: 0, stale: 0 });
       const [reject] = await rows('SELECT line, reason FROM etl_rejected_row WHERE batch_id = ?', [a.batchId]);
       expect(reject).toEqual({ line: 4, reason: expect.stringContaining(`unknown order`) });
       // Later batches: the order arrives, then items referring to it load on their own.
       await loadBatch({ databaseUrl: db.url, dir: second.dir });
       const c = await loadBatch({ databaseUrl: db.url, dir: third.dir });
-      expect(c.files[FILES.items]).toEqual({ read: 3, loaded: 3, rejected: 0, duplicates: 0 });
+      expect(c.files[FILES.items]).toEqual({ read: 3, loaded: 3, rejected: 0, duplicates: 0, stale: 0 });
       const [item] = await rows('SELECT purchased_at FROM fact_order_item WHERE order_id = ?', [ID.order2]);
       expect(item).toEqual({ purchased_at: '2018-01-01 10:00:00' });
     } finally {
@@ -216,9 +216,9 @@ describe('loadBatch', () => {
     try {
       for (const chunkSize of [1000, 1]) {
         const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir, chunkSize });
-        expect(summary.files[FILES.items]).toEqual({ read: 4, loaded: 3, rejected: 0, duplicates: 1 });
-        expect(summary.files[FILES.sellers]).toEqual({ read: 3, loaded: 2, rejected: 0, duplicates: 1 });
-        expect(summary.files[FILES.orders]).toEqual({ read: 3, loaded: 2, rejected: 0, duplicates: 1 });
+        expect(summary.files[FILES.items]).toEqual({ read: 4, loaded: 3, rejected: 0, duplicates: 1, stale: 0 });
+        expect(summary.files[FILES.sellers]).toEqual({ read: 3, loaded: 2, rejected: 0, duplicates: 1, stale: 0 });
+        expect(summary.files[FILES.orders]).toEqual({ read: 3, loaded: 2, rejected: 0, duplicates: 1, stale: 0 });
         const [item] = await rows('SELECT price, freight_value FROM fact_order_item WHERE order_id = ? AND order_item_id = 1', [
           ID.order1,
         ]);
@@ -235,6 +235,31 @@ describe('loadBatch', () => {
       }
     } finally {
       await folder.cleanup();
+    }
+  });
+
+  it('counts the rows of a batch older than the stored ones as stale, not as duplicates, and applies none', async () => {
+    const base = await writeFolder(baseRows());
+    const changed = baseRows();
+    changed.items = changed.items.map((line) => line.replace(/,[0-9.]+,([0-9.]+)$/, ',1.23,$1')); // every price
+    changed.sellers = changed.sellers.map((line) => line.replace(/,[^,]+,SP$/, ',other city,SP'));
+    changed.sellers.push(changed.sellers[0]!); // one duplicate, still counted as one
+    const older = await writeFolder(changed);
+    try {
+      const current = await loadBatch({ databaseUrl: db.url, dir: base.dir, ingestedAt: '2024-05-02T00:00:00Z' });
+      const before = await rows('SELECT order_id, order_item_id, price, batch_id FROM fact_order_item ORDER BY order_id, order_item_id');
+      const backfill = await loadBatch({ databaseUrl: db.url, dir: older.dir, ingestedAt: '2024-05-01T00:00:00Z' });
+      const items = changed.items.length;
+      expect(backfill.files[FILES.items]).toEqual({ read: items, loaded: 0, rejected: 0, duplicates: 0, stale: items });
+      expect(backfill.files[FILES.sellers]).toEqual({ read: 3, loaded: 0, rejected: 0, duplicates: 1, stale: 2 });
+      expect(await rows('SELECT order_id, order_item_id, price, batch_id FROM fact_order_item ORDER BY order_id, order_item_id')).toEqual(before);
+      expect(await rows('SELECT DISTINCT batch_id FROM dim_seller')).toEqual([{ batch_id: current.batchId }]);
+      // Loaded in order, the same folder is applied: nothing is stale.
+      const newer = await loadBatch({ databaseUrl: db.url, dir: older.dir, ingestedAt: '2024-05-03T00:00:00Z' });
+      expect(newer.files[FILES.items]).toEqual({ read: items, loaded: items, rejected: 0, duplicates: 0, stale: 0 });
+      expect(await rows('SELECT DISTINCT price FROM fact_order_item')).toEqual([{ price: '1.23' }]);
+    } finally {
+      await Promise.all([base.cleanup(), older.cleanup()]);
     }
   });
 
@@ -289,7 +314,7 @@ describe('loadBatch', () => {
     });
     try {
       const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir });
-      expect(summary.files[FILES.translation]).toEqual({ read: 2, loaded: 2, rejected: 0, duplicates: 0 });
+      expect(summary.files[FILES.translation]).toEqual({ read: 2, loaded: 2, rejected: 0, duplicates: 0, stale: 0 });
     } finally {
       await folder.cleanup();
     }
@@ -315,7 +340,7 @@ describe('loadBatch', () => {
       expect(lines).toHaveLength(1);
       const summary = JSON.parse(lines[0] ?? '') as { batchId: string; status: string; files: Record<string, unknown>; durationMs: number };
       expect(summary.status).toBe('succeeded');
-      expect(summary.files[FILES.items]).toEqual({ read: 3, loaded: 3, rejected: 0, duplicates: 0 });
+      expect(summary.files[FILES.items]).toEqual({ read: 3, loaded: 3, rejected: 0, duplicates: 0, stale: 0 });
       expect(Object.keys(summary.files)).toHaveLength(6);
       expect(summary.durationMs).toBeGreaterThan(0);
       expect(stderr).toContain('[loader]');

@@ -41,6 +41,7 @@ describe.runIf(existsSync(dir))('loading the real Olist dataset', () => {
         loaded: count,
         rejected: 0,
         duplicates: 0,
+        stale: 0,
       });
     }
     expect(await scalar('SELECT COUNT(*) FROM fact_order_item')).toBe('112650');

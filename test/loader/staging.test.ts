@@ -75,7 +75,7 @@ describe('staging', () => {
       for (const staging of ['load-data', 'insert'] as const) {
         for (const table of ALL_TABLES) await db.pool.query(`DELETE FROM \`${table}\``);
         const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir, staging });
-        expect(summary.files['olist_order_items_dataset.csv']).toEqual({ read: 5, loaded: 4, rejected: 1, duplicates: 0 });
+        expect(summary.files['olist_order_items_dataset.csv']).toEqual({ read: 5, loaded: 4, rejected: 1, duplicates: 0, stale: 0 });
         byMethod[staging] = await contents();
       }
       expect(byMethod['load-data']).toEqual(byMethod.insert);

@@ -58,8 +58,8 @@ export const HEADERS = {
 // Field rules
 
 const HEX_ID = /^[0-9a-f]{32}$/;
-// DECIMAL(12,2): at most 10 integer digits and 2 decimals, no sign, no exponent.
-const MONEY = /^\d{1,10}(\.\d{1,2})?$/;
+// DECIMAL(12,2): at most 10 integer digits (leading zeros aside) and 2 decimals, no sign, no exponent.
+const MONEY = /^0*\d{1,10}(\.\d{1,2})?$/;
 const UNSIGNED_INT = /^\d{1,10}$/;
 
 const SMALLINT_MAX = 65_535;
@@ -74,6 +74,7 @@ export const MESSAGES = {
   state: 'must be 2 uppercase letters',
   zip: 'must be 1 to 10 digits',
   city: 'must be 1 to 128 characters',
+  text: 'must hold a visible character and no control character',
   category: 'must be 1 to 100 characters',
   categoryEdgeSpace: 'must not start or end with a space',
   smallint: `must be empty or an integer from 0 to ${SMALLINT_MAX}`,
@@ -141,7 +142,15 @@ const orderStatus = z.string().refine((v): v is OrderStatus => (ORDER_STATUSES a
 });
 const state = z.string().regex(/^[A-Z]{2}$/, { error: MESSAGES.state });
 const zip = z.string().regex(/^\d{1,10}$/, { error: MESSAGES.zip });
-const city = z.string().min(1, { error: MESSAGES.city }).max(128, { error: MESSAGES.city });
+// A blank name or one holding control characters (NUL, tab, line breaks) is garbage, not a city.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+const VISIBLE_CHARACTER = /\S/;
+const isReadableText = (v: string): boolean => VISIBLE_CHARACTER.test(v) && !CONTROL_CHARACTER.test(v);
+const city = z
+  .string()
+  .min(1, { error: MESSAGES.city })
+  .max(128, { error: MESSAGES.city })
+  .refine(isReadableText, { error: MESSAGES.text });
 // Category names are keys (the translation's, the API's filter and summary bucket), compared
 // in binary collations that pad with spaces: 'toys' and 'toys ' would be one key to the database
 // and two to everyone else. Edge spaces are refused rather than trimmed: the row is garbage.
@@ -150,11 +159,13 @@ const category = z
   .string()
   .min(1, { error: MESSAGES.category })
   .max(100, { error: MESSAGES.category })
-  .regex(NO_EDGE_SPACE, { error: MESSAGES.categoryEdgeSpace });
+  .regex(NO_EDGE_SPACE, { error: MESSAGES.categoryEdgeSpace })
+  .refine(isReadableText, { error: MESSAGES.text });
 const optionalCategory = z
   .string()
   .max(100, { error: 'must be at most 100 characters' })
   .regex(NO_EDGE_SPACE, { error: MESSAGES.categoryEdgeSpace })
+  .refine((v) => v === '' || isReadableText(v), { error: MESSAGES.text })
   .transform((v) => (v === '' ? null : v));
 const optionalUnsigned = (max: number, message: string) =>
   z
@@ -321,7 +332,7 @@ export function cutAt(text: string, units: number): string {
   return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
 }
 function isText(v: string, max: number): boolean {
-  return v.length >= 1 && v.length <= max;
+  return v.length >= 1 && v.length <= max && isReadableText(v);
 }
 function isCategory(v: string): boolean {
   return isText(v, 100) && NO_EDGE_SPACE.test(v);

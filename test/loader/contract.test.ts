@@ -112,6 +112,22 @@ describe('data contract', () => {
     );
   });
 
+  it('refuses a blank name or one holding control characters, for cities and categories', () => {
+    const textRule = 'must hold a visible character and no control character';
+    for (const city of [' ', '   ', '\u00a0', 'sao\u0000paulo', 'sao\tpaulo', 'sao\npaulo']) {
+      expect(reasonOf(validateRecord('sellers', [SELLER, '09790', city, 'SP']))).toBe(`seller_city: ${textRule} (got ${JSON.stringify(city)})`);
+    }
+    expect(reasonOf(validateRecord('products', [PRODUCT, 'cat\u0000nul', '', '', '', '', '', '', '']))).toContain(`product_category_name: ${textRule}`);
+    expect(reasonOf(validateRecord('translation', ['beleza', 'beauty\u0007']))).toContain(`product_category_name_english: ${textRule}`);
+    expect(validateRecord('sellers', [SELLER, '09790', 'são paulo 🌆', 'SP']).ok).toBe(true);
+  });
+
+  it('reads money with leading zeros as the value they write', () => {
+    const result = validateRecord('items', item({ price: '00000000012.50', freight_value: '0009999999999.99' }));
+    expect(result.ok && [result.row.price, result.row.freightValue]).toEqual(['00000000012.50', '0009999999999.99']);
+    expect(reasonOf(validateRecord('items', item({ price: '099999999999.00' })))).toContain('price: must be a non-negative decimal');
+  });
+
   it('accepts products without category or attributes, rejects bad numbers', () => {
     const ok = validateRecord('products', [PRODUCT, '', '', '', '', '650', '17', '14', '12']);
     expect(ok).toEqual({

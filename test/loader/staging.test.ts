@@ -1,6 +1,7 @@
 // The large files reach the star tables through per-connection staging tables, filled with LOAD
 // DATA LOCAL INFILE, or with a multi-row INSERT where the server refuses LOAD DATA LOCAL. Both
-// ways must store exactly the same rows, text with tabs, backslashes, line breaks or "\N" included.
+// ways must store exactly the same rows, text with backslashes (\t, \n and \N written out), quotes
+// or "NULL" included. Real tabs and line breaks never get there: the contract refuses them in text.
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadBatch } from '../../src/loader/load-batch.js';
@@ -23,17 +24,19 @@ async function rows(sql: string): Promise<RowDataPacket[]> {
 }
 
 // Cities and categories a tab-separated LOAD DATA file could mangle if escaped wrongly.
-const AWKWARD_CITIES = ['tab\there', 'back\\slash', '\\N', 'NULL', 'line\nbreak', 'crlf\r\ninside', 'são joão "d\'el" rei', ' padded '];
+const AWKWARD_CITIES = ['tab\\there', 'back\\slash', '\\N', 'NULL', 'line\\nbreak', 'crlf\\r\\ninside', 'são joão "d\'el" rei', ' padded '];
+// Quarantined by the contract (control characters), so never staged.
+const GARBAGE_CITIES = ['tab\there', 'line\nbreak', 'crlf\r\ninside'];
 
 function awkwardFolder() {
   const base = baseRows();
-  const customers = AWKWARD_CITIES.map((city, i) => {
+  const customers = [...AWKWARD_CITIES, ...GARBAGE_CITIES].map((city, i) => {
     const id = `${'9'.repeat(30)}${String(i).padStart(2, '0')}`;
     return `${id},${ID.unique},"0100${i}","${city.replaceAll('"', '""')}",RJ`;
   });
   return writeFolder({
     ...base,
-    translation: [...base.translation, '"cat\\egoria","back\\slash\tcategory"'],
+    translation: [...base.translation, '"cat\\egoria","back\\slash\\tcategory"'],
     customers: [...base.customers, ...customers],
     products: [...base.products, `${'e'.repeat(31)}3,"cat\\egoria",1,2,3,4,5,6,7`],
     items: [
@@ -76,6 +79,7 @@ describe('staging', () => {
         for (const table of ALL_TABLES) await db.pool.query(`DELETE FROM \`${table}\``);
         const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir, staging });
         expect(summary.files['olist_order_items_dataset.csv']).toEqual({ read: 5, loaded: 4, rejected: 1, duplicates: 0, stale: 0 });
+        expect(summary.files['olist_customers_dataset.csv']).toMatchObject({ rejected: GARBAGE_CITIES.length });
         byMethod[staging] = await contents();
       }
       expect(byMethod['load-data']).toEqual(byMethod.insert);
@@ -83,8 +87,12 @@ describe('staging', () => {
       const cities = (await rows(`SELECT city FROM dim_customer WHERE state = 'RJ' ORDER BY customer_id`)).map((r) => r.city);
       expect(cities).toEqual(AWKWARD_CITIES);
       const [product] = await rows(`SELECT category_name, category_name_english FROM dim_product WHERE product_id = '${'e'.repeat(31)}3'`);
-      expect(product).toEqual({ category_name: 'cat\\egoria', category_name_english: 'back\\slash\tcategory' });
-      const [reject] = await rows('SELECT file, line, reason FROM etl_rejected_row');
+      expect(product).toEqual({ category_name: 'cat\\egoria', category_name_english: 'back\\slash\\tcategory' });
+      const garbage = await rows(`SELECT reason FROM etl_rejected_row WHERE file = 'olist_customers_dataset.csv'`);
+      expect(garbage.map((r) => r.reason)).toEqual(
+        GARBAGE_CITIES.map((city) => `customer_city: must hold a visible character and no control character (got ${JSON.stringify(city)})`),
+      );
+      const [reject] = await rows(`SELECT file, line, reason FROM etl_rejected_row WHERE file = 'olist_order_items_dataset.csv'`);
       expect(reject).toEqual({
         file: 'olist_order_items_dataset.csv',
         line: 6,

@@ -77,6 +77,8 @@ const ALLOWED_SQL_FRAGMENTS: Record<string, string> = {
   '(budgetMs / 1000).toFixed(3)': 'configured number',
   'Math.round(budgetMs)': 'configured number',
   'this.deadlineMs': 'configured number, in an error message',
+  applied: 'a COUNT(*) the server returned, in an error message',
+  requiredMigrations: "the journal's migration count, in an error message",
   sql: 'the statement text itself, wrapped with a time budget',
 };
 const SQL_MODULES = files(SRC).filter(

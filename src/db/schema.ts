@@ -114,8 +114,10 @@ export const dimDate = mysqlTable('dim_date', {
   dayOfMonth: tinyint('day_of_month', { unsigned: true }).notNull(),
   dayOfWeek: tinyint('day_of_week', { unsigned: true }).notNull(),
   isoWeek: tinyint('iso_week', { unsigned: true }).notNull(),
-  // The year the ISO week belongs to: 2017-01-01 is in week 52 of ISO year 2016.
-  isoYear: smallint('iso_year', { unsigned: true }).notNull(),
+  // The year the ISO week belongs to: 2017-01-01 is in week 52 of ISO year 2016. Computed by the
+  // server (YEARWEEK mode 3 is the ISO week), so a writer that does not know the column (a loader
+  // of the previous version during a rolling upgrade) still writes whole rows.
+  isoYear: smallint('iso_year', { unsigned: true }).generatedAlwaysAs(sql`YEARWEEK(\`date_key\`, 3) DIV 100`, { mode: 'stored' }),
   yearMonth: char('year_month', { length: 7 }).notNull(),
   batchId: batchId(),
   updatedAt: updatedAt(),

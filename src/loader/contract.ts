@@ -467,7 +467,7 @@ export function validateWithZod<K extends FileKind>(kind: K, fields: readonly st
   return { ok: false, reason: reason.length > REASON_MAX ? `${cutAt(reason, REASON_MAX - 1)}…` : reason };
 }
 
-/** Calendar attributes of a 'YYYY-MM-DD' day for dim_date (ISO weekday 1=Monday..7, ISO week and its year). */
+/** Calendar attributes of a 'YYYY-MM-DD' day for dim_date (ISO weekday 1=Monday..7, ISO week; the server computes its year). */
 export interface DateParts {
   dateKey: string;
   year: number;
@@ -476,7 +476,6 @@ export interface DateParts {
   dayOfMonth: number;
   dayOfWeek: number;
   isoWeek: number;
-  isoYear: number;
   yearMonth: string;
 }
 
@@ -498,7 +497,6 @@ export function dateParts(dateKey: string): DateParts {
     dayOfMonth: day,
     dayOfWeek,
     isoWeek,
-    isoYear: thursday.getUTCFullYear(),
     yearMonth: dateKey.slice(0, 7),
   };
 }

@@ -570,25 +570,35 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       const renamedProducts = await renameTranslatedProducts(conns[0], batchId, [...translatedCategories]);
       if (renamedProducts > 0) log(`${renamedProducts} stored product(s) renamed by this batch's translations`);
 
-      // The years the batch's dates fall in: dim_date gets every day of them at the end.
-      const calendarYears = new Set<number>();
-      const addYear = (timestamp: string | null): void => {
-        if (timestamp !== null) calendarYears.add(Number(timestamp.slice(0, 4)));
+      // dim_date: a chunk fills the calendar years its dates fall in, in its own transaction, so
+      // that a committed order or item always finds its days; a year is filled once per batch.
+      const calendarYearsCommitted = new Set<number>();
+      const newYears = (years: Set<number>, timestamp: string | null): void => {
+        if (timestamp === null) return;
+        const year = Number(timestamp.slice(0, 4));
+        if (!calendarYearsCommitted.has(year)) years.add(year);
+      };
+      const fillCalendar = async (c: PoolConnection, years: Set<number>): Promise<() => void> => {
+        const filled = await fillCalendarYears(c, batchId, years);
+        if (filled.length > 0) log(`dim_date: calendar year(s) ${filled.join(', ')} filled`);
+        return () => years.forEach((year) => calendarYearsCommitted.add(year));
       };
       await loadFile(
         ctx,
         'orders',
         async (c, rows: SourcedRow<OrderRow>[], partition) => {
+          const years = new Set<number>();
           for (const { row } of rows) {
-            addYear(row.purchasedAt);
-            addYear(row.approvedAt);
-            addYear(row.deliveredCarrierAt);
-            addYear(row.deliveredCustomerAt);
-            addYear(row.estimatedDeliveryAt);
+            newYears(years, row.purchasedAt);
+            newYears(years, row.approvedAt);
+            newYears(years, row.deliveredCarrierAt);
+            newYears(years, row.deliveredCustomerAt);
+            newYears(years, row.estimatedDeliveryAt);
           }
+          const calendarCommitted = await fillCalendar(c, years);
           await stageOrders(c, staging, rows.map((r) => r.row));
           await upsertOrders(c, batchId, partition);
-          return {};
+          return { committed: calendarCommitted };
         },
         (row) => row.orderId,
       );
@@ -599,7 +609,9 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         ctx,
         'items',
         async (c, rows: SourcedRow<ItemRow>[], partition) => {
-          for (const { row } of rows) addYear(row.shippingLimitAt);
+          const years = new Set<number>();
+          for (const { row } of rows) newYears(years, row.shippingLimitAt);
+          const calendarCommitted = await fillCalendar(c, years);
           // Items whose order or seller is missing are left out by the upsert's joins. Only when
           // some were (rare) are they looked for, set-based (only those rows come back), and
           // quarantined; the staging table is refilled without them (and with the valid row each
@@ -641,15 +653,13 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
           // The day totals the items change, recomputed when the batch ends.
           await markSummaryForStagedItems(c, batchId, partition);
           await refreshWideForItems(c);
-          return { refused };
+          return { refused, committed: calendarCommitted };
         },
         // Same partition as the item's order: its purchased_at re-alignment runs on that writer.
         (row) => row.orderId,
       );
       const landingFinishedAt = sqlTimestamp(new Date());
       await ctx.writer.drain();
-      const calendarDays = await fillCalendarYears(pool, batchId, calendarYears);
-      if (calendarDays > 0) log(`dim_date: ${calendarDays} calendar day(s) added`);
       // Every chunk is committed: the day totals the batch touched can be recomputed once.
       const summaryStarted = performance.now();
       const { batches, pairs } = await recomputeDailySummary(conns, batchId);

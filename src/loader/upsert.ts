@@ -435,36 +435,42 @@ async function upsertFromStaging(
   return { selected: records === undefined ? undefined : Number(records) };
 }
 
+/** The calendar's bounds: a date outside them (garbage a contract of valid dates lets through) gets no day rows. */
+export const CALENDAR_FIRST_YEAR = 1900;
+export const CALENDAR_LAST_YEAR = 2199;
+
 /**
- * dim_date is a calendar: one row per day of every year the batch's dates fall in (purchase,
- * approval, deliveries, estimate, shipping limit), so per-day reports can join it without gaps.
- * A day, once written, stays as it is (its attributes never change); years already complete are
- * not touched. Returns the days written.
+ * dim_date is a calendar: every day of each of these years (the years a chunk's dates fall in),
+ * so that per-day reports can join it without gaps. Run inside the chunk's transaction, so that a
+ * committed fact always finds its days. A day, once written, stays as it is (its attributes
+ * never change); a year already complete costs one count. Returns the years it completed.
  */
-export async function fillCalendarYears(db: Queryable, batchId: string, years: ReadonlySet<number>): Promise<number> {
-  // DATE's supported range (and Date.UTC reads years below 100 as 19xx).
-  const sorted = [...years].filter((year) => year >= 1000 && year <= 9999).sort((a, b) => a - b);
-  if (sorted.length === 0) return 0;
+export async function fillCalendarYears(db: Queryable, batchId: string, years: Iterable<number>): Promise<number[]> {
+  const wanted = [...new Set(years)].filter((year) => year >= CALENDAR_FIRST_YEAR && year <= CALENDAR_LAST_YEAR).sort((a, b) => a - b);
+  if (wanted.length === 0) return [];
   const [counts] = await db.query<RowDataPacket[]>(
-    `SELECT YEAR(date_key) AS year, COUNT(*) AS days FROM dim_date WHERE YEAR(date_key) IN (${sorted.join(', ')}) GROUP BY YEAR(date_key)`,
+    `SELECT YEAR(date_key) AS year, COUNT(*) AS days FROM dim_date
+      WHERE date_key >= '${wanted[0]}-01-01' AND date_key <= '${wanted[wanted.length - 1]}-12-31' GROUP BY YEAR(date_key)`,
   );
   const stored = new Map(counts.map((row) => [Number(row.year), Number(row.days)]));
-  const rows: SqlValue[][] = [];
-  for (const year of sorted) {
+  const filled: number[] = [];
+  for (const year of wanted) {
     const daysInYear = (Date.UTC(year + 1, 0, 1) - Date.UTC(year, 0, 1)) / 86_400_000;
     if ((stored.get(year) ?? 0) >= daysInYear) continue;
+    const rows: SqlValue[][] = [];
     for (let day = 0; day < daysInYear; day += 1) {
       const p = dateParts(new Date(Date.UTC(year, 0, 1 + day)).toISOString().slice(0, 10));
-      rows.push([p.dateKey, p.year, p.quarter, p.month, p.dayOfMonth, p.dayOfWeek, p.isoWeek, p.isoYear, p.yearMonth, batchId]);
+      rows.push([p.dateKey, p.year, p.quarter, p.month, p.dayOfMonth, p.dayOfWeek, p.isoWeek, p.yearMonth, batchId]);
     }
-  }
-  for (let start = 0; start < rows.length; start += 1000) {
+    // iso_year is computed by the server. Days already there (a year filled in part by a version
+    // that wrote purchase days only) keep their row.
     await db.query(
-      `INSERT INTO dim_date (date_key, year, quarter, month, day_of_month, day_of_week, iso_week, iso_year, \`year_month\`, batch_id)
-       VALUES ${valuesList(rows.slice(start, start + 1000))} ON DUPLICATE KEY UPDATE date_key = date_key`,
+      `INSERT INTO dim_date (date_key, year, quarter, month, day_of_month, day_of_week, iso_week, \`year_month\`, batch_id)
+       VALUES ${valuesList(rows)} ON DUPLICATE KEY UPDATE date_key = date_key`,
     );
+    filled.push(year);
   }
-  return rows.length;
+  return filled;
 }
 
 export async function upsertTranslations(db: Queryable, batchId: string, rows: readonly TranslationRow[]): Promise<void> {

@@ -272,6 +272,28 @@ describe('loader: a load stopped by a signal', () => {
 });
 
 describe('loader: a batch that fails mid-way', () => {
+  it('leaves every committed order with its calendar days, though the batch failed in the items', async () => {
+    await emptyAll();
+    await db.pool.query(`CREATE TRIGGER refuse_cursed_price BEFORE INSERT ON fact_order_item FOR EACH ROW
+      BEGIN
+        IF NEW.price = 666.66 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a test trigger'; END IF;
+      END`);
+    const data = baseRows();
+    data.items.push(`"${ID.order2}",2,${ID.product1},${ID.seller1},2018-01-05 10:00:00,666.66,1.00`);
+    const folder = await writeFolder(data);
+    try {
+      await expect(loadBatch({ databaseUrl: db.url, dir: folder.dir })).rejects.toThrow(/refused by a test trigger/);
+      expect((await countAll()).fact_order).toBeGreaterThan(0);
+      const [missingDay] = await rows<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM fact_order o LEFT JOIN dim_date d ON d.date_key = o.purchase_date WHERE d.date_key IS NULL',
+      );
+      expect(Number(missingDay?.n)).toBe(0);
+    } finally {
+      await db.pool.query('DROP TRIGGER IF EXISTS refuse_cursed_price');
+      await folder.cleanup();
+    }
+  });
+
   it('stops its writers and is marked failed, every time', async () => {
     // Customers of one city make the server refuse their chunk; the others are slowed down, so
     // that the other writers are inside a transaction when the failure surfaces.

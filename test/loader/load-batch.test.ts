@@ -102,6 +102,8 @@ describe('loadBatch', () => {
            OR iso_year <> YEARWEEK(date_key, 3) DIV 100 OR \`year_month\` <> DATE_FORMAT(date_key, '%Y-%m')`,
       );
       expect(Number(wrongAttributes?.n)).toBe(0);
+      const [newYearsDay] = await rows('SELECT iso_week, iso_year FROM dim_date WHERE date_key = ?', ['2017-01-01']);
+      expect(newYearsDay).toEqual({ iso_week: 52, iso_year: 2016 });
       const stages = await rows(
         'SELECT stage, status, rows_in, rows_out, rows_rejected, finished_at FROM etl_batch_stage WHERE batch_id = ? ORDER BY stage',
         [second.batchId],

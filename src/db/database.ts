@@ -41,6 +41,8 @@ export interface DatabaseOptions {
    * could serve none of its routes.
    */
   requiredMigrations?: number;
+  /** Called once when the account may not read __drizzle_migrations: readiness skips that check. */
+  onMigrationsUnreadable?: () => void;
   observe?: QueryObserver;
   /** Called once, when the engine is first known (at startup, or at the first connection). */
   onEngineDetected?: (engine: Engine, version: string) => void;
@@ -80,6 +82,8 @@ const RETRYABLE_ON_FRESH_CONNECTION = new Set([
 // MariaDB ER_STATEMENT_TIMEOUT (1969) and MySQL ER_QUERY_TIMEOUT (3024).
 const TIMEOUT_ERRNOS = new Set([1969, 3024]);
 const INTERRUPTED_ERRNO = 1317;
+// ER_TABLEACCESS_DENIED_ERROR: "SELECT command denied to user … for table …".
+const TABLE_ACCESS_DENIED_ERRNO = 1142;
 
 function errorCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
@@ -108,6 +112,7 @@ const PROBE_CONNECT_WAIT_MS = 2_000;
 
 export class Database {
   #engine: Engine | undefined;
+  #migrationsUnreadable = false;
   readonly #budgetedSql = new Map<string, string>();
 
   constructor(
@@ -229,14 +234,11 @@ export class Database {
     try {
       if (this.#engine === undefined) await this.detectEngine(connection);
       const { requiredMigrations } = this.options;
-      if (requiredMigrations === undefined) {
+      const applied = requiredMigrations === undefined || this.#migrationsUnreadable ? undefined : await this.appliedMigrations(connection);
+      if (applied === undefined) {
         await connection.query({ sql: 'SELECT 1', timeout: this.options.queryTimeoutMs });
-      } else {
-        const [rows] = await connection.query<RowDataPacket[]>({ sql: APPLIED_MIGRATIONS_SQL, timeout: this.options.queryTimeoutMs });
-        const applied = Number(rows[0]?.applied ?? 0);
-        if (applied < requiredMigrations) {
-          throw new SchemaNotReadyError(`the database has ${applied} of this version's ${requiredMigrations} migrations: run npm run db:migrate`);
-        }
+      } else if (requiredMigrations !== undefined && applied < requiredMigrations) {
+        throw new SchemaNotReadyError(`the database has ${applied} of this version's ${requiredMigrations} migrations: run npm run db:migrate`);
       }
     } catch (error) {
       healthy = false;
@@ -244,6 +246,23 @@ export class Database {
     } finally {
       if (healthy) connection.release();
       else connection.destroy();
+    }
+  }
+
+  /**
+   * The migrations the database has applied, or undefined when this account may not read them
+   * (grants made before readiness checked them): readiness then only asks whether the database
+   * answers, as it did, rather than keeping every replica out of service.
+   */
+  private async appliedMigrations(connection: PoolConnection): Promise<number | undefined> {
+    try {
+      const [rows] = await connection.query<RowDataPacket[]>({ sql: APPLIED_MIGRATIONS_SQL, timeout: this.options.queryTimeoutMs });
+      return Number(rows[0]?.applied ?? 0);
+    } catch (error) {
+      if (errorNumber(error) !== TABLE_ACCESS_DENIED_ERRNO) throw error;
+      this.#migrationsUnreadable = true;
+      this.options.onMigrationsUnreadable?.();
+      return undefined;
     }
   }
 

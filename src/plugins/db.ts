@@ -37,6 +37,10 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
     acquireTimeoutMs: config.db.acquireTimeoutMs,
     probePool,
     requiredMigrations: expectedMigrationCount(),
+    onMigrationsUnreadable: () =>
+      app.log.warn(
+        'readiness cannot read __drizzle_migrations (grant SELECT on it: npx tsx scripts/create-db-users.ts); it checks only that the database answers',
+      ),
     observe: (queryName, seconds) => app.metrics.dbQueryDuration.observe({ query: queryName }, seconds),
     onEngineDetected: (engine, version) => {
       app.log.info({ engine, version }, `database engine: ${engine} (${version})`);

@@ -123,6 +123,23 @@ describe('the API account', () => {
   });
 });
 
+describe('the API account, granted by an earlier version of the script (no SELECT on __drizzle_migrations)', () => {
+  it('stays ready: readiness then checks only that the database answers', async () => {
+    await db.pool.query(`REVOKE SELECT ON \`${db.name}\`.\`__drizzle_migrations\` FROM ?@?`, [apiUser, '%']);
+    const app = await buildTestApp(urlFor(apiUser, apiPassword));
+    try {
+      const base = await listen(app);
+      expect((await http(`${base}/readyz`)).status).toBe(200);
+      expect((await http(`${base}/readyz`)).status).toBe(200);
+      const list = await http(`${base}/v1/order-items?limit=2`, { headers: auth(mintToken({ sellerId: SELLERS.alpha })) });
+      expect(list.status).toBe(200);
+    } finally {
+      await app.close();
+      await createDbUsers({ adminUrl: db.url, apiPassword, loaderPassword, apiUser, loaderUser });
+    }
+  });
+});
+
 describe('the loader account', () => {
   it('reads, inserts, updates and deletes its tables', async () => {
     for (const table of LOADER_TABLES) await loader.query(`SELECT COUNT(*) FROM \`${table}\``);

@@ -23,14 +23,13 @@ import {
 } from './contract.js';
 import { readCsv, readHeader } from './read.js';
 import {
-  countStale,
   countWritten,
   failBatch,
   type FailedBatchCounts,
   findItemReferenceProblems,
   finishStage,
   insertBatch,
-  newerBatchExists,
+  newerLoadExists,
   insertRejected,
   prepareConnection,
   propagateTranslations,
@@ -43,6 +42,7 @@ import {
   recomputeDailySummary,
   refreshWideForItems,
   setBatchStatus,
+  staleKeys,
   sqlTimestamp,
   stageCustomers,
   stageItems,
@@ -302,8 +302,8 @@ interface Context {
   log: (message: string) => void;
   /** Each file's counts, from its first row on: a failed batch still reports how far it got. */
   stats: Map<FileKind, FileStats>;
-  /** Whether a batch newer than this one exists (then rows of this one may be stale); true stays true. */
-  newerBatchExists: (conn: PoolConnection) => Promise<boolean>;
+  /** Whether a load newer than this batch exists (then rows of this one may be stale); true stays true. */
+  newerLoadExists: (conn: PoolConnection) => Promise<boolean>;
 }
 
 async function loadFile<K extends FileKind>(
@@ -345,19 +345,25 @@ async function loadFile<K extends FileKind>(
         for (let attempt = 1; ; attempt += 1) {
           try {
             // Rows and their quarantine commit together: a chunk is all or nothing.
-            const { result, stale } = await withTransaction(conn, async () => {
+            const { result, staleRows, staleStaged } = await withTransaction(conn, async () => {
               // Counted before the upsert, which leaves these rows as the newer batch wrote them.
-              const staleRows =
-                partRows.length > 0 && (await ctx.newerBatchExists(conn))
-                  ? await countStale(conn, kind, ctx.batchId, partRows.map((r) => r.row))
-                  : 0;
+              const stale = partRows.length > 0 && (await ctx.newerLoadExists(conn)) ? await staleKeys(conn, kind, ctx.batchId, partRows.map((r) => r.row)) : undefined;
+              // Every occurrence of a stale key is stale, the ones it superseded in this chunk
+              // included, so that the count does not depend on where chunks split.
+              let staleRows = 0;
+              let staleStaged = 0;
+              for (const entry of partRows) {
+                if (stale?.has(keyOf(entry.row)) !== true) continue;
+                staleStaged += 1;
+                for (let occurrence: SourcedRow<RowsByKind[K]> | undefined = entry; occurrence !== undefined; occurrence = occurrence.earlier) staleRows += 1;
+              }
               const written = partRows.length > 0 ? await writeChunk(conn, partRows, p) : undefined;
               await insertRejected(conn, ctx.batchId, [...partRejected, ...(written?.refused ?? [])]);
-              return { result: written, stale: staleRows };
+              return { result: written, staleRows, staleStaged };
             });
             stats.referenceRejected += result?.refused?.length ?? 0;
-            stats.stale += stale;
-            stats.committed += partRows.length - (result?.refused?.length ?? 0) - stale;
+            stats.stale += staleRows;
+            stats.committed += partRows.length - (result?.refused?.length ?? 0) - staleStaged;
             result?.committed?.();
             writeMs += performance.now() - taskStart;
             return;
@@ -518,10 +524,9 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       }
       log(`staging tables filled with ${staging === 'load-data' ? 'LOAD DATA LOCAL INFILE' : 'multi-row INSERT (LOAD DATA LOCAL refused or not asked for)'}`);
       writer = new PartitionedWriter(conns.map((c) => new SerialWriter(c, MAX_PENDING_WRITES)));
-      let newerBatchSeen = false;
-      const newerBatchExistsOnce = async (conn: PoolConnection): Promise<boolean> =>
-        (newerBatchSeen ||= await newerBatchExists(conn, batchId));
-      const ctx: Context = { signal: options.signal, batchId, dir, chunkSize, writer, log, stats, newerBatchExists: newerBatchExistsOnce };
+      let newerLoadSeen = false;
+      const newerLoadExistsOnce = async (conn: PoolConnection): Promise<boolean> => (newerLoadSeen ||= await newerLoadExists(conn, batchId));
+      const ctx: Context = { signal: options.signal, batchId, dir, chunkSize, writer, log, stats, newerLoadExists: newerLoadExistsOnce };
 
       // The categories this batch translated: stored products of those categories take the new
       // English name once this batch's own products are written (below).

@@ -993,33 +993,37 @@ export async function withRetriedTransaction<T>(conn: PoolConnection, work: () =
 }
 
 /** Rows of a table whose last writer is the batch: the distinct rows it wrote. */
-/** The key columns of each file's table, and a row's values for them in that order. */
-const KEY_COLUMNS: { [K in FileKind]: { columns: string; values: (row: RowsByKind[K]) => SqlValue[] } } = {
-  translation: { columns: 'category_name', values: (r) => [r.categoryName] },
-  sellers: { columns: 'seller_id', values: (r) => [r.sellerId] },
-  customers: { columns: 'customer_id', values: (r) => [r.customerId] },
-  products: { columns: 'product_id', values: (r) => [r.productId] },
-  orders: { columns: 'order_id', values: (r) => [r.orderId] },
-  items: { columns: 'order_id, order_item_id', values: (r) => [r.orderId, r.orderItemId] },
+/** The key columns of each file's table, a row's values for them, and the key as KEY_OF writes it. */
+const KEY_COLUMNS: { [K in FileKind]: { columns: string; values: (row: RowsByKind[K]) => SqlValue[]; keyText: string } } = {
+  translation: { columns: 'category_name', values: (r) => [r.categoryName], keyText: 'category_name' },
+  sellers: { columns: 'seller_id', values: (r) => [r.sellerId], keyText: 'seller_id' },
+  customers: { columns: 'customer_id', values: (r) => [r.customerId], keyText: 'customer_id' },
+  products: { columns: 'product_id', values: (r) => [r.productId], keyText: 'product_id' },
+  orders: { columns: 'order_id', values: (r) => [r.orderId], keyText: 'order_id' },
+  items: { columns: 'order_id, order_item_id', values: (r) => [r.orderId, r.orderItemId], keyText: "CONCAT(order_id, ':', order_item_id)" },
 };
 
-/** Whether a batch newer than this one exists: only then can a row of this one be stale. */
-export async function newerBatchExists(db: Queryable, batchId: string): Promise<boolean> {
-  const [rows] = await db.query<RowDataPacket[]>('SELECT 1 FROM etl_batch WHERE batch_id > ? LIMIT 1', [batchId]);
+/**
+ * Whether a load newer than this batch exists (a batch with a staging stage: the loader's own;
+ * the ids upstream stages report are free text and write no rows): only then can a row of this
+ * batch be stale.
+ */
+export async function newerLoadExists(db: Queryable, batchId: string): Promise<boolean> {
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT 1 FROM etl_batch_stage WHERE batch_id > ? AND stage = 'staging' LIMIT 1`, [batchId]);
   return rows.length > 0;
 }
 
 /**
- * How many of these rows a newer batch has already written (same key): the upsert leaves those
- * as they are (the newest batch wins), so this batch does not apply them.
+ * The keys (as KEY_OF writes them) of these rows that a newer batch has already written: the
+ * upsert leaves those rows as they are (the newest batch wins), so this batch does not apply them.
  */
-export async function countStale<K extends FileKind>(db: Queryable, kind: K, batchId: string, rows: readonly RowsByKind[K][]): Promise<number> {
-  if (rows.length === 0) return 0;
-  const { columns, values } = KEY_COLUMNS[kind] as { columns: string; values: (row: RowsByKind[K]) => SqlValue[] };
+export async function staleKeys<K extends FileKind>(db: Queryable, kind: K, batchId: string, rows: readonly RowsByKind[K][]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const { columns, values, keyText } = KEY_COLUMNS[kind] as { columns: string; values: (row: RowsByKind[K]) => SqlValue[]; keyText: string };
   const [result] = await db.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM \`${TABLE_OF[kind]}\` WHERE (${columns}) IN (${valuesList(rows.map(values))}) AND batch_id > ${sqlLiteral(batchId)}`,
+    `SELECT ${keyText} AS k FROM \`${TABLE_OF[kind]}\` WHERE (${columns}) IN (${valuesList(rows.map(values))}) AND batch_id > ${sqlLiteral(batchId)}`,
   );
-  return Number(result[0]?.n ?? 0);
+  return new Set(result.map((row) => String(row.k)));
 }
 
 export async function countWritten(db: Queryable, kind: FileKind, batchId: string): Promise<number> {

@@ -245,17 +245,22 @@ describe('loadBatch', () => {
     const changed = baseRows();
     changed.items = changed.items.map((line) => line.replace(/,[0-9.]+,([0-9.]+)$/, ',1.23,$1')); // every price
     changed.sellers = changed.sellers.map((line) => line.replace(/,[^,]+,SP$/, ',other city,SP'));
-    changed.sellers.push(changed.sellers[0]!); // one duplicate, still counted as one
+    changed.sellers.push(changed.sellers[0]!); // a stale key twice: both occurrences are stale
+    changed.sellers.push(`${'5'.repeat(32)},"01001",new city,SP`); // a key no newer batch wrote
+    changed.sellers.push(`${'5'.repeat(32)},"01001",newer city,SP`); // ... repeated: a duplicate
     const older = await writeFolder(changed);
     try {
       const current = await loadBatch({ databaseUrl: db.url, dir: base.dir, ingestedAt: '2024-05-02T00:00:00Z' });
       const before = await rows('SELECT order_id, order_item_id, price, batch_id FROM fact_order_item ORDER BY order_id, order_item_id');
-      const backfill = await loadBatch({ databaseUrl: db.url, dir: older.dir, ingestedAt: '2024-05-01T00:00:00Z' });
       const items = changed.items.length;
-      expect(backfill.files[FILES.items]).toEqual({ read: items, loaded: 0, rejected: 0, duplicates: 0, stale: items });
-      expect(backfill.files[FILES.sellers]).toEqual({ read: 3, loaded: 0, rejected: 0, duplicates: 1, stale: 2 });
+      // The same counts wherever the chunks split (a repeated key in one chunk or across two).
+      for (const chunkSize of [10_000, 1]) {
+        const backfill = await loadBatch({ databaseUrl: db.url, dir: older.dir, ingestedAt: '2024-05-01T00:00:00Z', chunkSize });
+        expect(backfill.files[FILES.items]).toEqual({ read: items, loaded: 0, rejected: 0, duplicates: 0, stale: items });
+        expect(backfill.files[FILES.sellers]).toEqual({ read: 5, loaded: 1, rejected: 0, duplicates: 1, stale: 3 });
+      }
       expect(await rows('SELECT order_id, order_item_id, price, batch_id FROM fact_order_item ORDER BY order_id, order_item_id')).toEqual(before);
-      expect(await rows('SELECT DISTINCT batch_id FROM dim_seller')).toEqual([{ batch_id: current.batchId }]);
+      expect(await rows('SELECT seller_id FROM dim_seller WHERE batch_id <> ?', [current.batchId])).toEqual([{ seller_id: '5'.repeat(32) }]);
       // Loaded in order, the same folder is applied: nothing is stale.
       const newer = await loadBatch({ databaseUrl: db.url, dir: older.dir, ingestedAt: '2024-05-03T00:00:00Z' });
       expect(newer.files[FILES.items]).toEqual({ read: items, loaded: items, rejected: 0, duplicates: 0, stale: 0 });

@@ -42,7 +42,7 @@ const envSchema = z
     JWT_SECRET: optionalText,
     // An env file often holds a PEM on one line with its line breaks written as \n.
     JWT_PUBLIC_KEY: optionalText.transform((pem) =>
-      pem !== undefined && !pem.includes('\n') && pem.includes('\\n') ? pem.replaceAll('\\n', '\n') : pem,
+      pem !== undefined && !pem.includes('\n') && pem.includes('\\n') ? pem.replaceAll('\\r\\n', '\n').replaceAll('\\n', '\n') : pem,
     ),
     JWT_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
     // How long a fetched key set is used before it is fetched again: a key the identity provider

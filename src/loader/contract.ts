@@ -142,8 +142,9 @@ const orderStatus = z.string().refine((v): v is OrderStatus => (ORDER_STATUSES a
 });
 const state = z.string().regex(/^[A-Z]{2}$/, { error: MESSAGES.state });
 const zip = z.string().regex(/^\d{1,10}$/, { error: MESSAGES.zip });
-// A blank name or one holding control characters (NUL, tab, line breaks) is garbage, not a city.
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+// A blank name or one holding control characters (NUL, tab, line breaks, C1, the Unicode line and
+// paragraph separators) is garbage, not a city.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const VISIBLE_CHARACTER = /\S/;
 const isReadableText = (v: string): boolean => VISIBLE_CHARACTER.test(v) && !CONTROL_CHARACTER.test(v);
 const city = z

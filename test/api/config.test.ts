@@ -63,9 +63,11 @@ describe('loadConfig: JWT_PUBLIC_KEY is read at startup, not at the first reques
     expect(() => loadConfig({ JWT_PUBLIC_KEY: value })).toThrow(new RegExp(`JWT_PUBLIC_KEY: .*${message}`));
   });
 
-  it('when its line breaks are written as \\n (one env-file line), then it is the same key', () => {
+  it('when its line breaks are written as \\n or \\r\\n (one env-file line), then it is the same key', () => {
     const multiLine = pem('ec');
-    const config = loadConfig({ JWT_PUBLIC_KEY: multiLine.replaceAll('\n', '\\n') });
-    expect(config.jwt.key).toEqual({ kind: 'public-key', pem: multiLine.trim() });
+    for (const lineBreak of ['\\n', '\\r\\n']) {
+      const config = loadConfig({ JWT_PUBLIC_KEY: multiLine.replaceAll('\n', lineBreak) });
+      expect(config.jwt.key).toEqual({ kind: 'public-key', pem: multiLine.trim() });
+    }
   });
 });

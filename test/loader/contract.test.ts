@@ -114,7 +114,7 @@ describe('data contract', () => {
 
   it('refuses a blank name or one holding control characters, for cities and categories', () => {
     const textRule = 'must hold a visible character and no control character';
-    for (const city of [' ', '   ', '\u00a0', 'sao\u0000paulo', 'sao\tpaulo', 'sao\npaulo']) {
+    for (const city of [' ', '   ', '\u00a0', 'sao\u0000paulo', 'sao\tpaulo', 'sao\npaulo', 'sao\u0085paulo', 'sao\u2028paulo']) {
       expect(reasonOf(validateRecord('sellers', [SELLER, '09790', city, 'SP']))).toBe(`seller_city: ${textRule} (got ${JSON.stringify(city)})`);
     }
     expect(reasonOf(validateRecord('products', [PRODUCT, 'cat\u0000nul', '', '', '', '', '', '', '']))).toContain(`product_category_name: ${textRule}`);

@@ -26,11 +26,12 @@ import {
   countWritten,
   failBatch,
   type FailedBatchCounts,
+  fillCalendarYears,
   findItemReferenceProblems,
   finishStage,
   insertBatch,
-  newerLoadExists,
   insertRejected,
+  newerLoadExists,
   prepareConnection,
   propagateTranslations,
   readTranslations,
@@ -42,8 +43,8 @@ import {
   recomputeDailySummary,
   refreshWideForItems,
   setBatchStatus,
-  staleKeys,
   sqlTimestamp,
+  staleKeys,
   stageCustomers,
   stageItems,
   stageOrders,
@@ -54,7 +55,6 @@ import {
   upsertCustomers,
   upsertItems,
   upsertOrders,
-  fillCalendarYears,
   upsertProducts,
   upsertSellers,
   upsertTranslations,
@@ -347,7 +347,10 @@ async function loadFile<K extends FileKind>(
             // Rows and their quarantine commit together: a chunk is all or nothing.
             const { result, staleRows, staleStaged } = await withTransaction(conn, async () => {
               // Counted before the upsert, which leaves these rows as the newer batch wrote them.
-              const stale = partRows.length > 0 && (await ctx.newerLoadExists(conn)) ? await staleKeys(conn, kind, ctx.batchId, partRows.map((r) => r.row)) : undefined;
+              const stale =
+                partRows.length > 0 && (await ctx.newerLoadExists(conn))
+                  ? await staleKeys(conn, kind, ctx.batchId, partRows.map((r) => r.row))
+                  : undefined;
               // Every occurrence of a stale key is stale, the ones it superseded in this chunk
               // included, so that the count does not depend on where chunks split.
               let staleRows = 0;

@@ -588,8 +588,12 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       };
       const fillCalendar = async (c: PoolConnection, years: Set<number>): Promise<() => void> => {
         const filled = await fillCalendarYears(c, batchId, years);
-        if (filled.length > 0) log(`dim_date: calendar year(s) ${filled.join(', ')} filled`);
-        return () => years.forEach((year) => calendarYearsCommitted.add(year));
+        return () => {
+          // Writers that meet a new year at once each fill it (the later ones' rows are no-ops): logged once.
+          const first = filled.filter((year) => !calendarYearsCommitted.has(year));
+          if (first.length > 0) log(`dim_date: calendar year(s) ${first.join(', ')} filled`);
+          years.forEach((year) => calendarYearsCommitted.add(year));
+        };
       };
       await loadFile(
         ctx,

@@ -1,15 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/mysql2';
 import { migrate } from 'drizzle-orm/mysql2/migrator';
 import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { createPool, ensureDatabase } from './client.js';
 
-// src/db/ when run from source, dist/src/db/ when built: the folder sits at the package root.
+// src/db/ when run from source, dist/src/db/ when built: the folder sits at the package root
+// (or in the working directory, for a build output placed elsewhere).
 export const MIGRATIONS_FOLDER =
-  ['../../drizzle', '../../../drizzle']
-    .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
-    .find((folder) => existsSync(`${folder}/meta/_journal.json`)) ?? fileURLToPath(new URL('../../drizzle', import.meta.url));
+  [...['../../drizzle', '../../../drizzle'].map((relative) => fileURLToPath(new URL(relative, import.meta.url))), path.resolve('drizzle')].find(
+    (folder) => existsSync(`${folder}/meta/_journal.json`),
+  ) ?? fileURLToPath(new URL('../../drizzle', import.meta.url));
 
 /** Creates the database if missing and applies pending migrations; safe to run any number of times. */
 export async function migrateDatabase(databaseUrl: string): Promise<void> {

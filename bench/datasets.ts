@@ -39,7 +39,7 @@ const CATEGORIES = [
   'stationery', 'fashion_bags_accessories', 'pet_shop', 'office_furniture', 'consoles_games', 'luggage_accessories',
   'construction_tools_construction', 'home_appliances', 'musical_instruments',
 ];
-// 27 states; SP repeated so that about 40% of customers are in SP, as in Olist.
+// 27 states; SP repeated so that about a quarter of customers are in SP (Olist: about 40%).
 const STATES = ['SP', 'SP', 'SP', 'SP', 'SP', 'SP', 'SP', 'SP', 'SP', 'SP', 'SP', 'RJ', 'RJ', 'RJ', 'MG', 'MG', 'MG', 'RS', 'PR', 'SC',
   'BA', 'DF', 'ES', 'GO', 'PE', 'CE', 'PA', 'MT', 'MA', 'MS', 'PB', 'PI', 'RN', 'AL', 'SE', 'TO', 'RO', 'AM', 'AC', 'AP', 'RR'];
 const sqlList = (values: readonly string[]): string => values.map((v) => `'${v}'`).join(',');

@@ -54,8 +54,8 @@ const envSchema = z
     CURSOR_SECRET: optionalText,
     JWT_CLOCK_TOLERANCE_SECONDS: wholeNumber.pipe(z.number().int().min(0).max(30)).default(5),
 
-    // wide: measured faster than star in the list, deep page, order and mixed scenarios and as fast
-    // in get and summary (both read the daily totals) (BENCHMARKS.md, "Read path").
+    // wide: measured faster than star in the list, deep page, order and mixed scenarios, and within
+    // the noise of it or faster in get and summary (which both read the daily totals): BENCHMARKS.md.
     READ_MODEL: z.enum(READ_MODELS).default('wide'),
     DB_POOL_SIZE: positiveInt(500).default(10),
     DB_QUERY_TIMEOUT_MS: positiveInt().default(2000),

@@ -48,9 +48,22 @@ const MIX: readonly Component[] = ['list-first', 'list-first', 'list-first', 'ge
 const DATA_QUERIES = new Set(['listOrderItems', 'getOrderItem', 'getOrder', 'summarizeOrderItems']);
 const DEEP_AFTER = 100_000;
 
-const { values } = parseArgs({
-  options: {
-    scenario: { type: 'string' },
+const USAGE = `usage: npx tsx bench/api.ts (--scenario <${'list-first|list-deep|get|order|summary-month|mixed'}> | --all)
+  [--dataset olist|5m] [--read-model star,wide] [--server shared|private] [--load-generator autocannon|wrk]
+  [--connections 10] [--duration 5] [--repeats 2] [--bare-all | --no-bare] [--no-build] [--no-append]
+(see the comment at the top of bench/api.ts and BENCHMARKS.md, "Read path")`;
+
+function usageError(message: string): never {
+  console.error(`bench/api.ts: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+let parsed: ReturnType<typeof parseOptions>;
+function parseOptions() {
+  return parseArgs({
+    options: {
+      help: { type: 'boolean', default: false },
+      scenario: { type: 'string' },
     all: { type: 'boolean', default: false },
     dataset: { type: 'string', default: 'olist' },
     'read-model': { type: 'string', default: 'star,wide' },
@@ -62,21 +75,36 @@ const { values } = parseArgs({
     'no-bare': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     'no-append': { type: 'boolean', default: false },
-    'load-generator': { type: 'string', default: 'autocannon' },
-  },
-});
+      'load-generator': { type: 'string', default: 'autocannon' },
+    },
+  });
+}
+try {
+  parsed = parseOptions();
+} catch (error) {
+  usageError(error instanceof Error ? error.message : String(error));
+}
+const { values } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const positiveInteger = (name: string, text: string | undefined): number => {
+  if (text === undefined || !/^[1-9]\d{0,5}$/.test(text)) usageError(`--${name} must be a positive whole number (got ${JSON.stringify(text)})`);
+  return Number(text);
+};
 
 const dataset = values.dataset as DatasetName;
-if (!(dataset in DATASET_DB)) throw new Error('--dataset must be olist or 5m');
+if (!(dataset in DATASET_DB)) usageError('--dataset must be olist or 5m');
 const models = (values['read-model'] ?? '').split(',').map((m) => m.trim()) as ReadModelName[];
-for (const m of models) if (!READ_MODELS.includes(m)) throw new Error(`unknown read model ${m}`);
+for (const m of models) if (!READ_MODELS.includes(m)) usageError(`unknown read model ${m}`);
 const scenarios: Scenario[] = values.all ? [...SCENARIOS] : [values.scenario as Scenario];
-for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} (or --all)`);
+for (const s of scenarios) if (!SCENARIOS.includes(s)) usageError(`--scenario must be one of ${SCENARIOS.join(', ')} (or --all)`);
 const loadGenerator = values['load-generator'] as LoadGenerator;
-if (!LOAD_GENERATORS.includes(loadGenerator)) throw new Error(`--load-generator must be one of ${LOAD_GENERATORS.join(', ')}`);
-const connections = Number(values.connections);
-const duration = Number(values.duration);
-const repeats = Number(values.repeats);
+if (!LOAD_GENERATORS.includes(loadGenerator)) usageError(`--load-generator must be one of ${LOAD_GENERATORS.join(', ')}`);
+const connections = positiveInteger('connections', values.connections);
+const duration = positiveInteger('duration', values.duration);
+const repeats = positiveInteger('repeats', values.repeats);
 const serverKind = values.server ?? (dataset === '5m' ? 'private' : 'shared');
 const command = `npx tsx bench/api.ts ${process.argv.slice(2).join(' ')}`;
 const QUERY_TIMEOUT_MS = 2000;
@@ -151,7 +179,10 @@ const appEnv = (model: ReadModelName): Record<string, string> => ({
   LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
 });
 const statements: Record<string, Record<Component, { sql: string; params: SqlValue[] }[]>> = {};
-const bodies: Record<string, string> = {};
+// One answer per component, body and headers: the HTTP ceiling sends the same bytes.
+const bodies: Record<string, { body: string; headers: Record<string, string> }> = {};
+// Set by Node itself for every response, or by the ceiling's own server.
+const TRANSPORT_HEADERS = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding']);
 for (const model of models) {
   const app = await buildApp(loadConfig({ ...appEnv(model), LOG_LEVEL: 'silent' }));
   await app.ready();
@@ -169,7 +200,14 @@ for (const model of models) {
       const response = await app.inject({ method: 'GET', url, headers });
       if (response.statusCode !== 200) throw new Error(`${model} ${url}: ${response.statusCode} ${response.body.slice(0, 200)}`);
       perComponent[component].push(...recorded);
-      if (i === 0 && bodies[component] === undefined) bodies[component] = response.body;
+      if (i === 0 && bodies[component] === undefined) {
+        const headers = Object.fromEntries(
+          Object.entries(response.headers)
+            .filter(([name, value]) => !TRANSPORT_HEADERS.has(name) && value !== undefined)
+            .map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : String(value)]),
+        );
+        bodies[component] = { body: response.body, headers };
+      }
     }
   }
   statements[model] = perComponent;
@@ -289,10 +327,10 @@ function report(input: { results: Measurement[]; scrapes: { server: string; medi
   lines.push(`- Load: ${loadGenerator === 'wrk' ? 'wrk (one thread)' : 'autocannon'} on loopback, ${connections} connections, ${duration} s per run, ${repeats} interleaved repeats (order rotated), DB pool ${connections}, mysql2 loop concurrency ${connections}; 3 s unmeasured warm-up per server`);
   lines.push(`- Machine load at start (1/5/15 min): ${context.load}; other processes: ${context.others || 'none seen'}`);
   lines.push('');
-  lines.push(`req/s and latencies: median over repeats (min–max); latency in ms (${loadGenerator}'s per-response times, or per-statement for \`db:\`); RSS/CPU of the target process (CPU 100% = one core); \`db cpu\` = mariadbd; EL p99 = the server's nodejs_eventloop_lag_p99_seconds over the run (max).`);
+  lines.push(`req/s and latencies: median over repeats (min–max); latency in ms (${loadGenerator}'s per-response times, or per-statement for \`db:\`); RSS/CPU of the target process (CPU 100% = one core); \`db cpu\` = mariadbd; EL p99 = the server's nodejs_eventloop_lag_p99_seconds over the run (max); bytes/response = what the load generator read per answer, headers included (the \`http\` ceiling sends the app's own answer, headers too).`);
   lines.push('');
-  lines.push('| scenario | target | req/s | p50 | p95 | p99 | errors | max RSS MB | CPU % | db cpu % | EL p99 ms |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('| scenario | target | req/s | p50 | p95 | p99 | errors | max RSS MB | CPU % | db cpu % | EL p99 ms | bytes/response |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const s of scenarios) {
     for (const t of targets) {
       const rs = of(s, t);
@@ -306,24 +344,23 @@ function report(input: { results: Measurement[]; scrapes: { server: string; medi
         return ys.length === 0 ? undefined : median(ys);
       };
       lines.push(
-        `| ${s} | ${t} | ${range(rs.map((r) => r.rps))} | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${fmt(median(rs.map((r) => r.p95)), 2)} | ${fmt(median(rs.map((r) => r.p99)), 2)} | ${rs.reduce((n, r) => n + r.errors, 0)} | ${fmt(maxOf(rs.map((r) => r.maxRssMb)), 0)} | ${fmt(medOf(rs.map((r) => r.cpuPercent)), 0)} | ${fmt(medOf(rs.map((r) => r.dbCpuPercent)), 0)} | ${fmt(maxOf(rs.map((r) => r.eventLoopP99Ms)), 1)} |`,
+        `| ${s} | ${t} | ${range(rs.map((r) => r.rps))} | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${fmt(median(rs.map((r) => r.p95)), 2)} | ${fmt(median(rs.map((r) => r.p99)), 2)} | ${rs.reduce((n, r) => n + r.errors, 0)} | ${fmt(maxOf(rs.map((r) => r.maxRssMb)), 0)} | ${fmt(medOf(rs.map((r) => r.cpuPercent)), 0)} | ${fmt(medOf(rs.map((r) => r.dbCpuPercent)), 0)} | ${fmt(maxOf(rs.map((r) => r.eventLoopP99Ms)), 1)} | ${fmt(medOf(rs.map((r) => r.bytesPerResponse)), 0)} |`,
       );
     }
   }
   lines.push('');
   lines.push('Ratios, per repeat (same repeat, back to back), median (min–max):');
   lines.push('');
-  lines.push(`| scenario | ${models.map((m) => `app:${m} / db:${m}`).join(' | ')} | ${models.map((m) => `app:${m} / http`).join(' | ')} | ${bareModels.map((m) => `app:${m} / bare:${m}`).join(' | ')} |${models.length > 1 ? ` app:${models[1]} / app:${models[0]} |` : ''}`);
-  lines.push(`|---|${models.map(() => '---').join('|')}|${models.map(() => '---').join('|')}|${bareModels.map(() => '---').join('|')}|${models.length > 1 ? '---|' : ''}`);
-  for (const s of scenarios) {
-    const cells = [
-      ...models.map((m) => range(ratio(s, `app:${m}`, `db:${m}`), 2)),
-      ...models.map((m) => range(ratio(s, `app:${m}`, 'http'), 2)),
-      ...bareModels.map((m) => range(ratio(s, `app:${m}`, `bare:${m}`), 2)),
-      ...(models.length > 1 ? [range(ratio(s, `app:${models[1]}`, `app:${models[0]}`), 2)] : []),
-    ];
-    lines.push(`| ${s} | ${cells.join(' | ')} |`);
-  }
+  // [numerator, denominator] of each ratio column; bare columns only for the models measured bare.
+  const ratioColumns: [string, string][] = [
+    ...models.map((m): [string, string] => [`app:${m}`, `db:${m}`]),
+    ...models.map((m): [string, string] => [`app:${m}`, 'http']),
+    ...bareModels.map((m): [string, string] => [`app:${m}`, `bare:${m}`]),
+    ...(models.length > 1 ? [[`app:${models[1]}`, `app:${models[0]}`] as [string, string]] : []),
+  ];
+  lines.push(`| scenario | ${ratioColumns.map(([a, b]) => `${a} / ${b}`).join(' | ')} |`);
+  lines.push(`|---|${ratioColumns.map(() => '---').join('|')}|`);
+  for (const s of scenarios) lines.push(`| ${s} | ${ratioColumns.map(([a, b]) => range(ratio(s, a, b), 2)).join(' | ')} |`);
   if (scenarios.includes('list-first') && scenarios.includes('list-deep')) {
     lines.push('');
     for (const m of models) {

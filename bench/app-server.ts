@@ -3,7 +3,7 @@
 //                                          environment) with auth and metrics off, serving as one
 //                                          seller: the "metrics and auth off" baseline
 //   node app-server.js http <payloads.json> the HTTP ceiling: bare Fastify, GET /const/<name>
-//                                          returns a pre-serialized constant of the scenario's size
+//                                          returns the app's answer of the scenario, body and headers, as a constant
 import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 import { buildApp } from '../src/app.js';
@@ -21,12 +21,13 @@ if (mode === 'bare') {
   await app.listenMetrics(host, Number(process.env.METRICS_PORT ?? 0));
 } else if (mode === 'http') {
   if (argument === undefined) throw new Error('http needs a payload file');
-  const payloads = JSON.parse(readFileSync(argument, 'utf8')) as Record<string, string>;
+  const payloads = JSON.parse(readFileSync(argument, 'utf8')) as Record<string, { body: string; headers: Record<string, string> }>;
   const app = Fastify({ logger: false, keepAliveTimeout: 5_000 });
   app.get<{ Params: { name: string } }>('/const/:name', async (request, reply) => {
-    const body = payloads[request.params.name];
-    if (body === undefined) return reply.code(404).send();
-    return reply.type('application/json; charset=utf-8').send(body);
+    const payload = payloads[request.params.name];
+    if (payload === undefined) return reply.code(404).send();
+    // The app's own headers (security, freshness, request id, rate limit): the same bytes on the wire.
+    return reply.headers(payload.headers).send(payload.body);
   });
   await app.listen({ host, port });
 } else {

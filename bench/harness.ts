@@ -378,12 +378,22 @@ export function commitInfo(): string {
   }
 }
 
-export function appendToBenchmarks(markdown: string): void {
+/**
+ * Adds a run's section at the end of its part of BENCHMARKS.md (`## Read path` for bench/api.ts),
+ * before the next part, so that runs stay with the part they belong to, newest last.
+ */
+export function appendToBenchmarks(markdown: string, heading = '## Read path', intro = 'Runs appended by `bench/api.ts`, newest last.'): void {
   const file = path.join(repoRoot, 'BENCHMARKS.md');
   const text = readFileSync(file, 'utf8');
-  const heading = '## Read path';
-  if (!text.includes(`\n${heading}\n`)) appendFileSync(file, `\n${heading}\n\nRuns appended by \`bench/api.ts\`, newest last.\n`);
-  appendFileSync(file, `\n${markdown.trim()}\n`);
+  const start = text.indexOf(`\n${heading}\n`);
+  if (start === -1) {
+    appendFileSync(file, `\n${heading}\n\n${intro}\n\n${markdown.trim()}\n`);
+    return;
+  }
+  const next = text.indexOf('\n## ', start + heading.length + 1);
+  const end = next === -1 ? text.length : next + 1;
+  const before = text.slice(0, end).replace(/\n*$/, '\n');
+  writeFileSync(file, `${before}\n${markdown.trim()}\n${next === -1 ? '' : `\n${text.slice(end)}`}`);
 }
 
 export const fmt = (value: number | undefined, digits = 1): string =>

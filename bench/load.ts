@@ -1,10 +1,12 @@
 // Loader benchmark:
 //   npx tsx bench/load.ts [--items N] [--dir <folder>] [--server shared|tuned|both] [--repeat N] [--writers N] [--digest]
 //                         [--chunk-size N] [--staging load-data|insert] [--skip-olist] [--skip-synthetic] [--verbose]
-//                         [--buffer-pool 4G]
+//                         [--buffer-pool 4G] [--no-append]
 // For each server, migrates a fresh database oi_bench_load, loads the real Olist folder (when
 // present: fresh, then reload) and a synthetic dataset (generated once into /tmp and reused,
-// or --dir), and reports items/s, wall time and peak RSS sampled every 100 ms during each load.
+// or --dir; 3,000 sellers with the generator's Zipf-like skew, as the read benchmark's 5M
+// dataset), and reports items/s, wall time and peak RSS sampled every 100 ms during each load,
+// as JSON lines and (unless --no-append) as a section at the end of BENCHMARKS.md's "Loader".
 // `--staging insert` measures the loader's fallback for servers that refuse LOAD DATA LOCAL.
 //
 // Servers: `shared` = BENCH_DATABASE_SERVER_URL (default the shared MariaDB at 127.0.0.1:3306,
@@ -25,11 +27,14 @@ import { loadBatch, type LoadSummary } from '../src/loader/load-batch.js';
 import type { StagingMethod } from '../src/loader/upsert.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { PrivateMariaDb } from '../test/helpers/private-mariadb.js';
+import { appendToBenchmarks, commitInfo, machineContext } from './harness.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED_URL = process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
 const DATABASE = 'oi_bench_load';
 const ITEMS_PER_ORDER = 1.27; // the generator's mean, measured
+/** As many sellers as the read benchmark's 5M dataset (bench/datasets.ts). */
+const SYNTHETIC_SELLERS = 3_000;
 
 /** The private server's settings: what a tuned staging database would run with. */
 export const TUNED_SETTINGS = [
@@ -59,6 +64,7 @@ const { values } = parseArgs({
     // Tuned server only: performance_schema on, and after each load the statements that took the
     // server's time, by digest (performance_schema costs a few percent: not for headline numbers).
     digest: { type: 'boolean', default: false },
+    'no-append': { type: 'boolean', default: false },
   },
 });
 const targetItems = Number(values.items);
@@ -152,6 +158,23 @@ async function resetDatabase(serverUrl: string): Promise<string> {
   return url;
 }
 
+interface Measurement {
+  server: string;
+  label: string;
+  staging: StagingMethod;
+  items: number;
+  rowsAllFiles: number;
+  rejected: number;
+  wallSeconds: number;
+  itemsPerSecond: number;
+  rowsPerSecond: number;
+  peakRssMiB: number;
+  loaderCpuSeconds: number;
+  serverCpuSeconds: number | null;
+  tables: Awaited<ReturnType<typeof tableSizes>> | undefined;
+}
+const measurements: Measurement[] = [];
+
 async function measured(server: BenchServer, url: string, label: string, run: () => Promise<LoadSummary>): Promise<void> {
   if (values.digest && server.pid !== undefined) await resetDigests(url);
   const serverCpuBefore = server.pid === undefined ? undefined : await cpuSeconds(server.pid);
@@ -169,30 +192,30 @@ async function measured(server: BenchServer, url: string, label: string, run: ()
   const items = summary.files[FILES.items];
   const rows = Object.values(summary.files).reduce((n, f) => n + f.read, 0);
   const rejected = Object.values(summary.files).reduce((n, f) => n + f.rejected, 0);
-  console.log(
-    JSON.stringify({
-      server: server.name,
-      label,
-      staging,
-      items: items.loaded,
-      rowsAllFiles: rows,
-      rejected,
-      wallSeconds: Number(seconds.toFixed(2)),
-      itemsPerSecond: Math.round(items.loaded / seconds),
-      rowsPerSecond: Math.round(rows / seconds),
-      peakRssMiB: Math.round(peakRss / 1024 / 1024),
-      loaderCpuSeconds: Number(((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)),
-      serverCpuSeconds: serverCpu === undefined ? null : Number(serverCpu.toFixed(1)),
-      tables: server.pid === undefined ? undefined : await tableSizes(url),
-    }),
-  );
+  const result: Measurement = {
+    server: server.name,
+    label,
+    staging,
+    items: items.loaded,
+    rowsAllFiles: rows,
+    rejected,
+    wallSeconds: Number(seconds.toFixed(2)),
+    itemsPerSecond: Math.round(items.loaded / seconds),
+    rowsPerSecond: Math.round(rows / seconds),
+    peakRssMiB: Math.round(peakRss / 1024 / 1024),
+    loaderCpuSeconds: Number(((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)),
+    serverCpuSeconds: serverCpu === undefined ? null : Number(serverCpu.toFixed(1)),
+    tables: server.pid === undefined ? undefined : await tableSizes(url),
+  };
+  measurements.push(result);
+  console.log(JSON.stringify(result));
   if (values.digest && server.pid !== undefined) await printDigests(url);
 }
 
 async function syntheticDir(): Promise<string> {
   if (values.dir !== undefined) return path.resolve(values.dir);
   const orders = Math.ceil(targetItems / ITEMS_PER_ORDER);
-  const sellers = Math.max(50, Math.round(orders / 300));
+  const sellers = SYNTHETIC_SELLERS;
   const dir = path.join(os.tmpdir(), `oi-bench-${orders}-${sellers}-1`);
   const marker = path.join(dir, '.complete');
   if (!existsSync(marker)) {
@@ -227,11 +250,37 @@ async function benchServer(server: BenchServer): Promise<void> {
   }
 }
 
+/** The run as a BENCHMARKS.md section: the command, commit, machine, then one row per load. */
+function markdown(command: string, startedAt: Date, context: ReturnType<typeof machineContext>, serverSettings: string | undefined): string {
+  const num = (n: number): string => n.toLocaleString('en-US');
+  const lines = [
+    `### Loader — ${startedAt.toISOString()}`,
+    '',
+    `- Command: \`${command}\``,
+    `- Commit: ${commitInfo()}; machine: ${context.machine}`,
+    ...(serverSettings === undefined ? [] : [`- Private tuned mariadbd: ${serverSettings}`]),
+    `- Machine load at start (1/5/15 min): ${context.load}`,
+    '',
+    '| server | load | items | rows (all files) | rejected | wall s | items/s | rows/s | peak RSS MiB | loader CPU s | mariadbd CPU s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...measurements.map(
+      (m) =>
+        `| ${m.server} | ${m.label} | ${num(m.items)} | ${num(m.rowsAllFiles)} | ${num(m.rejected)} | ${m.wallSeconds} | ${num(m.itemsPerSecond)} | ${num(m.rowsPerSecond)} | ${m.peakRssMiB} | ${m.loaderCpuSeconds} | ${m.serverCpuSeconds ?? '–'} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
+  const command = `npx tsx bench/load.ts ${process.argv.slice(2).join(' ')}`;
+  const startedAt = new Date();
+  const context = machineContext();
+  let serverSettings: string | undefined;
   console.error(`machine: ${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, node ${process.version}`);
   if (values.server === 'shared' || values.server === 'both') await benchServer({ name: 'shared (packaged defaults)', url: SHARED_URL });
   if (values.server === 'tuned' || values.server === 'both') {
     const settings = tunedSettings();
+    serverSettings = settings.join(' ');
     // A private mariadbd on its own port and data directory, removed on stop.
     const tuned = await PrivateMariaDb.start({ args: settings });
     console.error(`tuned server: mariadbd pid ${tuned.pid}, port ${tuned.port}, ${settings.join(' ')}`);
@@ -240,6 +289,9 @@ async function main(): Promise<void> {
     } finally {
       await tuned.stop();
     }
+  }
+  if (!values['no-append'] && measurements.length > 0) {
+    appendToBenchmarks(markdown(command, startedAt, context, serverSettings), '## Loader');
   }
 }
 

@@ -15,6 +15,9 @@ export const LOG_REDACT_PATHS = [
   '*.headers.authorization',
   '*.headers.cookie',
   'req.query.cursor',
+  // Node's HTTP parser errors hold the request bytes as read, Authorization header included.
+  'err.rawPacket',
+  '*.err.rawPacket',
 ];
 
 /** Query parameters a caller might put a credential in (wrongly): their values are never logged. */

@@ -155,7 +155,9 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const { status, kind, detail } = clientErrorAnswer(error.code);
   const requestId = randomUUID();
-  this.log.debug({ reqId: requestId, err: error }, 'client error');
+  // Named fields only: Node's parser error carries the raw request bytes (`rawPacket`), headers
+  // and bearer token included, and the error serializer would log them.
+  this.log.debug({ reqId: requestId, code: error.code, reason: error.message, bytesParsed: error.bytesParsed }, 'client error');
   // A response still in progress on this connection (keep-alive) owns the bytes that follow: an
   // answer written now would be read as that response. Node's own rule, made stricter.
   const inFlight: unknown = Reflect.get(socket, '_httpMessage');

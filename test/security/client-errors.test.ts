@@ -2,6 +2,7 @@
 // written on a raw socket, since no HTTP client sends them. The answer must be a complete HTTP/1.1
 // problem+json response that closes the connection, with the headers of every other response.
 import net from 'node:net';
+import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, GENERATED_REQUEST_ID, STANDARD_RESPONSE_HEADERS } from '../helpers/app.js';
@@ -189,5 +190,49 @@ describe('requests the HTTP parser refuses → problem+json on the socket, then 
   it('the app keeps serving afterwards', async () => {
     await exchange('FOO / HTTP/1.1\r\nHost: x\r\n\r\n');
     expect((await http(`${base}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('a refused request is logged without its bytes', () => {
+  // Node's parser error carries the request as read (`rawPacket`, a byte array): logged as is, it
+  // would hold the bearer token, hidden from a text search as numbers.
+  it('at debug level, neither the token nor the cookie appears, as text or as bytes', async () => {
+    const chunks: string[] = [];
+    const logStream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk.toString());
+        done();
+      },
+    });
+    const logged = await buildTestApp(db.url, { LOG_LEVEL: 'debug' }, { logStream });
+    const loggedPort = Number(new URL(await listen(logged)).port);
+    const token = mintToken({ sellerId: SELLERS.alpha });
+    const cookie = `session=${'c'.repeat(17 * 1024)}`;
+    try {
+      const badLine = await exchange(`GET /v1/order-items HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nBad Header: x\r\n\r\n`, loggedPort);
+      expect(badLine.status).toBe(400);
+      const tooLarge = await exchange(`GET /v1/order-items HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nCookie: ${cookie}\r\n\r\n`, loggedPort);
+      expect(tooLarge.status).toBe(431);
+    } finally {
+      await logged.close();
+    }
+    const lines = chunks.join('').split('\n').filter((line) => line !== '');
+    const clientErrors = lines.filter((line) => line.includes('"client error"'));
+    expect(clientErrors, 'both refusals were logged').toHaveLength(2);
+    // Every array of byte values anywhere in the log, decoded, joins the text searched.
+    const decodedBytes: string[] = [];
+    const collect = (value: unknown): void => {
+      if (Array.isArray(value)) {
+        if (value.length > 0 && value.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < 256)) {
+          decodedBytes.push(Buffer.from(value as number[]).toString('latin1'));
+        } else value.forEach(collect);
+      } else if (typeof value === 'object' && value !== null) Object.values(value).forEach(collect);
+    };
+    for (const line of lines) collect(JSON.parse(line));
+    const searched = lines.join('\n') + decodedBytes.join('\n');
+    const [, payload, signature] = token.split('.') as [string, string, string];
+    expect(searched).not.toContain(signature);
+    expect(searched).not.toContain(payload);
+    expect(searched).not.toContain('c'.repeat(64));
   });
 });

@@ -100,6 +100,44 @@ describe('/metrics', () => {
     expect(firstServed).toBeLessThan(600);
   });
 
+  it('the stage figures are those of one batch, the one served, never a mix of batches', async () => {
+    // A newer batch upstream: its source ran 15 s, its landing is still running, it is not staged.
+    await db.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('newer-batch', 'test', NOW(3) - INTERVAL 20 SECOND, 'running')`);
+    await db.pool.query(
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES
+       ('newer-batch', 'source', NOW(3) - INTERVAL 20 SECOND, NOW(3) - INTERVAL 5 SECOND, 'succeeded'),
+       ('newer-batch', 'landing', NOW(3) - INTERVAL 5 SECOND, NULL, 'running')`,
+    );
+    const uncached = await buildTestApp(db.url, { FRESHNESS_CACHE_MS: '0' });
+    try {
+      await uncached.refreshPipelineMetrics();
+      let text = await uncached.metrics.registry.metrics();
+      // Still the served batch's: its gold, and no source (it reported none), not the newer batch's.
+      expect(sample(text, 'order_items_pipeline_stage_duration_seconds', { stage: 'gold' })).toBeCloseTo(60, 0);
+      expect(sample(text, 'order_items_pipeline_stage_duration_seconds', { stage: 'source' })).toBeUndefined();
+      expect(sample(text, 'order_items_pipeline_stage_lag_seconds', { stage: 'source' })).toBeUndefined();
+
+      // Once the newer batch is staged, every figure is its own, and the older batch's gold is gone.
+      await db.pool.query(
+        `UPDATE etl_batch_stage SET finished_at = NOW(3) - INTERVAL 3 SECOND, status = 'succeeded' WHERE batch_id = 'newer-batch' AND stage = 'landing'`,
+      );
+      await db.pool.query(
+        `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status)
+         VALUES ('newer-batch', 'staging', NOW(3) - INTERVAL 3 SECOND, NOW(3) - INTERVAL 1 SECOND, 'succeeded')`,
+      );
+      await uncached.refreshPipelineMetrics();
+      text = await uncached.metrics.registry.metrics();
+      expect(sample(text, 'order_items_pipeline_stage_duration_seconds', { stage: 'source' })).toBeCloseTo(15, 0);
+      expect(sample(text, 'order_items_pipeline_stage_lag_seconds', { stage: 'source' })).toBeCloseTo(15, 0);
+      expect(sample(text, 'order_items_pipeline_stage_lag_seconds', { stage: 'staging' })).toBeCloseTo(19, 0);
+      expect(sample(text, 'order_items_pipeline_stage_duration_seconds', { stage: 'gold' })).toBeUndefined();
+      const durations = ['source', 'landing', 'staging'].map((stage) => sample(text, 'order_items_pipeline_stage_duration_seconds', { stage }) ?? Number.NaN);
+      expect(durations.reduce((sum, seconds) => sum + seconds, 0)).toBeCloseTo(19, 0);
+    } finally {
+      await uncached.close();
+    }
+  });
+
   it('every metric has HELP and TYPE, and names follow the Prometheus conventions', async () => {
     const text = await scrape();
     const names = new Set(text.split('\n').filter((line) => line.startsWith('# TYPE ')).map((line) => line.split(' ')[2] as string));

@@ -7,7 +7,7 @@ import { sqlTimestampToMs } from '../../http/timestamps.js';
 import { PIPELINE_REFRESH_PARTS, type PipelineRefreshPart } from '../../plugins/metrics.js';
 import { FirstServedRecorder } from './first-served.js';
 import { RejectedRowsTally } from './rejected-rows-tally.js';
-import { newestFinishedStages, oldestUnservedStagedBatch, runningStages } from './repository.js';
+import { listStagesOf, oldestUnservedStagedBatch, runningStages } from './repository.js';
 import { PIPELINE_STAGES } from '../../db/schema.js';
 
 declare module 'fastify' {
@@ -51,17 +51,27 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
     }
   }
 
+  // The figures of one batch, the one being served (the newest staged): a stacked bar of per-stage
+  // durations then adds up to that batch's time, and its lag lines are cumulative. Taking each
+  // stage's newest run instead mixed batches (a newer batch's slow `source` beside an older
+  // batch's `gold`): a bar that was no batch's time.
   async function refreshFinishedStages(): Promise<void> {
-    const finished = await newestFinishedStages(app.db);
-    for (const row of finished) {
-      const ingested = sqlTimestampToMs(row.created_at);
+    const served = await app.freshness.newest();
+    const stages = served === null ? [] : await listStagesOf(app.db, [served.batchId]);
+    // Reset and set with no await between them: a scrape never sees a half-updated batch, and a
+    // stage this batch did not report keeps no value from another one.
+    metrics.stageDuration.reset();
+    metrics.stageLag.reset();
+    if (served === null) return;
+    for (const row of stages) {
+      if (row.finished_at === null) continue;
       const started = sqlTimestampToMs(row.started_at);
       const done = sqlTimestampToMs(row.finished_at);
       if (row.stage === 'api') {
-        metrics.batchFirstServed.set(Math.max(0, (done - ingested) / 1000));
+        metrics.batchFirstServed.set(Math.max(0, (done - served.ingestedAtMs) / 1000));
       }
       metrics.stageDuration.set({ stage: row.stage }, (done - started) / 1000);
-      metrics.stageLag.set({ stage: row.stage }, (done - ingested) / 1000);
+      metrics.stageLag.set({ stage: row.stage }, (done - served.ingestedAtMs) / 1000);
     }
   }
 

@@ -143,37 +143,9 @@ export async function listStagesOf(db: Database, batchIds: readonly string[]): P
   );
 }
 
-export interface StageFigures extends RowDataPacket {
-  stage: PipelineStage;
-  created_at: string;
-  started_at: string;
-  finished_at: string;
-}
-
-/** How many of the newest batches newestFinishedStages looks through, and the rejected-row tally re-reads. */
+/** How many of the newest batches the rejected-row tally re-reads on every refresh. */
 export const RECENT_BATCHES = 1000;
 const RECENT_BATCH_OFFSET = RECENT_BATCHES - 1;
-
-/**
- * Per stage, the run in the newest batch (by ingestion, then id) where that stage finished, among
- * the RECENT_BATCHES newest batches: a fixed amount of work (ix_batch_created read backwards, then
- * the stage rows by primary key) however long the history grows. A stage that has not finished in
- * any of them has no row.
- */
-export async function newestFinishedStages(db: Database): Promise<StageFigures[]> {
-  return db.select<StageFigures>(
-    'newestFinishedStages',
-    `SELECT stage, created_at, started_at, finished_at
-       FROM (SELECT s.stage, b.created_at, s.started_at, s.finished_at,
-                    ROW_NUMBER() OVER (PARTITION BY s.stage ORDER BY b.created_at DESC, b.batch_id DESC) AS newest_first
-               FROM (SELECT batch_id, created_at FROM etl_batch FORCE INDEX (ix_batch_created)
-                      ORDER BY created_at DESC, batch_id DESC LIMIT ${RECENT_BATCHES}) b
-               JOIN etl_batch_stage s ON s.batch_id = b.batch_id
-              WHERE s.finished_at IS NOT NULL) ranked
-      WHERE newest_first = 1`,
-    [],
-  );
-}
 
 export interface RunningStage extends RowDataPacket {
   stage: PipelineStage;

@@ -370,6 +370,8 @@ describe('pipeline times (audit: out-of-range, non-RFC 3339 and future times)', 
     ['2026-01-01t00:00:00z', '2026-01-01T00:00:00.000Z', 2],
     ['2025-12-31T19:30:00.123456-04:30', '2026-01-01T00:00:00.123Z', 3],
     ['2026-01-01T00:00:00-00:00', '2026-01-01T00:00:00.000Z', 4],
+    // RFC 3339 puts no limit on the fraction's digits (Java's Instant prints up to 9, others more).
+    ['2026-01-01T00:00:00.1234567890123+00:00', '2026-01-01T00:00:00.123Z', 5],
   ])('when a time is RFC 3339 (%s), then it is accepted as %s', async (text, stored, n) => {
     const batchId = `b-rfc-ok-${n}`;
     const response = await put(batchId, 'silver', { startedAt: text, status: 'running', ingestedAt: '2025-12-31T00:00:00Z' }).expect(201);

@@ -16,7 +16,7 @@ export const RunStatus = z.enum(RUN_STATUSES);
 // No minLength: a short text gets the RFC 3339 message of times.ts, which says what to send.
 const Instant = z
   .string()
-  .max(35)
+  .max(64)
   .meta({
     format: 'date-time',
     description:

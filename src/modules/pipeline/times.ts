@@ -11,8 +11,9 @@ export const EARLIEST_PIPELINE_TIME_MS = Date.UTC(1970, 0, 1);
 export const LATEST_PIPELINE_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 // RFC 3339 section 5.6 `date-time`: full-date "T" full-time, where full-time carries a "Z" or a
-// ±HH:MM offset; "T" and "Z" may be lower case. Fractions past milliseconds are truncated.
-const RFC_3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+// ±HH:MM offset; "T" and "Z" may be lower case. A fraction may have any number of digits (the
+// body field's length bounds it); digits past milliseconds are truncated.
+const RFC_3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
 /**
  * Epoch ms of an RFC 3339 date-time, or null when the text is not one: no date alone, no missing

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { RowDataPacket } from 'mysql2/promise';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp } from '../helpers/app.js';
@@ -159,6 +160,33 @@ describe('/metrics', () => {
       expect(sample(otherText, 'db_query_duration_seconds_count', { query: 'listOrderItems' })).toBeUndefined();
     } finally {
       await other.close();
+    }
+  });
+
+  it('a HEAD request gets the freshness header but is not data served: no e2e sample, no first-served stage', async () => {
+    await db.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('head-batch', 'test', NOW(3) - INTERVAL 1 SECOND, 'succeeded')`);
+    await db.pool.query(
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES ('head-batch', 'staging', NOW(3) - INTERVAL 1 SECOND, NOW(3), 'succeeded')`,
+    );
+    const probed = await buildTestApp(db.url, { FRESHNESS_CACHE_MS: '0' });
+    const apiRows = async (): Promise<number> => {
+      const [rows] = await db.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM etl_batch_stage WHERE batch_id = 'head-batch' AND stage = 'api'`);
+      return Number(rows[0]?.n);
+    };
+    try {
+      const token = bearer(mintToken({ sellerId: SELLERS.alpha }));
+      const head = await request(probed.server).head('/v1/order-items?limit=1').set(token).expect(200);
+      expect(head.headers['x-data-freshness']).toContain('head-batch');
+      await probed.firstServed.settled();
+      expect(await apiRows()).toBe(0);
+      expect(sample(await probed.metrics.registry.metrics(), 'order_items_e2e_latency_seconds_count', { route: '/v1/order-items' })).toBeUndefined();
+      // Control: a GET is served data.
+      await request(probed.server).get('/v1/order-items?limit=1').set(token).expect(200);
+      await probed.firstServed.settled();
+      expect(await apiRows()).toBe(1);
+      expect(sample(await probed.metrics.registry.metrics(), 'order_items_e2e_latency_seconds_count', { route: '/v1/order-items' })).toBe(1);
+    } finally {
+      await probed.close();
     }
   });
 });

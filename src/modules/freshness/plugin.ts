@@ -10,7 +10,8 @@ declare module 'fastify' {
     freshness: FreshnessTracker;
     /**
      * Called once per successful data response, with the newest batch read before the data:
-     * sets the freshness header, observes the end-to-end latency, notes the first-served stage.
+     * sets the freshness header and, unless the request is a HEAD, observes the end-to-end
+     * latency and notes the first-served stage.
      */
     markServed(request: FastifyRequest, reply: FastifyReply, newest: NewestBatch | null): Freshness | null;
   }
@@ -26,6 +27,9 @@ async function freshnessPlugin(app: FastifyInstance, options: { config: Config }
     const now = Date.now();
     const freshness = freshnessAt(newest, now);
     reply.header(FRESHNESS_HEADER, freshnessHeader(freshness));
+    // A HEAD answer carries no data: a probe sending HEAD must not count as a user served, nor
+    // mark a batch first served.
+    if (request.method === 'HEAD') return freshness;
     // Clamped: an ingestion time ahead of this clock (a pipeline host's skew) is not a negative age.
     app.metrics.e2eLatency.observe({ route: request.routeOptions.url ?? 'unmatched' }, Math.max(0, (now - newest.ingestedAtMs) / 1000));
     app.firstServed.note(newest.batchId, now);

@@ -54,7 +54,9 @@ try {
   const upstream: [string, number, number][] = [['source', 5, 35]];
   for (const [stage, start, end] of upstream) {
     await pool.query(
-      `INSERT IGNORE INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES (?, ?, ?, ?, 'succeeded')`,
+      // As docs/monitoring.md tells an upstream stage to write it (never INSERT IGNORE).
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES (?, ?, ?, ?, 'succeeded')
+         ON DUPLICATE KEY UPDATE batch_id = batch_id`,
       [summary.batchId, stage, toSqlTimestamp(ingestedAt + start * 1000), toSqlTimestamp(ingestedAt + end * 1000)],
     );
   }

@@ -121,6 +121,16 @@ const FRAMEWORK_ERROR_DETAILS: Record<string, string> = {
  * headers every other response gets from the security plugin's onRequest hook are set here.
  */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // No onResponse hook runs for these either, and Fastify keeps no start time for them: the
+  // request is counted here, as unmatched, timed from the router's refusal (it comes right after
+  // the head is parsed) to the answer sent.
+  const refusedAt = process.hrtime.bigint();
+  reply.raw.once('finish', () => {
+    request.server.metrics.httpRequestDuration.observe(
+      { method: request.method, route: 'unmatched', status_code: String(reply.statusCode) },
+      Number(process.hrtime.bigint() - refusedAt) / 1e9,
+    );
+  });
   reply.headers(responseHeaders());
   reply.header(REQUEST_ID_HEADER, request.id);
   const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
@@ -155,6 +165,7 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const { status, kind, detail } = clientErrorAnswer(error.code);
   const requestId = randomUUID();
+  this.metrics.httpRequestsRefused.inc({ status_code: String(status) });
   // Named fields only: Node's parser error carries the raw request bytes (`rawPacket`), headers
   // and bearer token included, and the error serializer would log them.
   this.log.debug({ reqId: requestId, code: error.code, reason: error.message, bytesParsed: error.bytesParsed }, 'client error');

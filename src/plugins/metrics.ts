@@ -23,6 +23,7 @@ export function e2eBuckets(sloSeconds: number): number[] {
 export class AppMetrics {
   readonly registry = new Registry();
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly httpRequestsRefused: Counter<'status_code'>;
   readonly dbQueryDuration: Histogram<'query'>;
   readonly e2eLatency: Histogram<'route'>;
   readonly stageDuration: Gauge<'stage'>;
@@ -46,6 +47,13 @@ export class AppMetrics {
       buckets: HTTP_BUCKETS,
       registers,
     });
+    // No route, no method worth a label, no start time: what Node's parser refused is counted apart.
+    this.httpRequestsRefused = new Counter({
+      name: 'http_requests_refused_total',
+      help: 'Requests the HTTP parser refused before routing (not HTTP/1.1, head too large, not received in time), by answer status.',
+      labelNames: ['status_code'],
+      registers,
+    });
     this.dbQueryDuration = new Histogram({
       name: 'db_query_duration_seconds',
       help: 'Time spent in MySQL per repository query (the database read time of a request).',
@@ -62,13 +70,13 @@ export class AppMetrics {
     });
     this.stageDuration = new Gauge({
       name: 'order_items_pipeline_stage_duration_seconds',
-      help: 'Duration of each pipeline stage in the newest batch where that stage finished.',
+      help: 'Duration of each finished stage of the batch being served (the newest whose staging succeeded).',
       labelNames: ['stage'],
       registers,
     });
     this.stageLag = new Gauge({
       name: 'order_items_pipeline_stage_lag_seconds',
-      help: 'Time from batch ingestion to the end of each stage, in the newest batch where that stage finished.',
+      help: 'Time from ingestion to the end of each finished stage, for the batch being served (the newest whose staging succeeded).',
       labelNames: ['stage'],
       registers,
     });

@@ -1,8 +1,9 @@
+import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { RowDataPacket } from 'mysql2/promise';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp } from '../helpers/app.js';
+import { buildTestApp, listen } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { bearer, mintToken } from '../helpers/tokens.js';
@@ -75,6 +76,28 @@ describe('/metrics', () => {
     expect(sample(text, 'order_items_e2e_latency_seconds_bucket', { route: '/v1/order-items', le: '60' })).toBe(0);
     expect(text).not.toContain(SELLERS.alpha);
     expect(text).not.toContain(item.orderId);
+  });
+
+  it('requests answered before routing are counted too: an undecodable URL as unmatched, a parser refusal apart', async () => {
+    const before = await scrape();
+    const unmatched400 = { route: 'unmatched', status_code: '400', method: 'GET' };
+    const countBefore = sample(before, 'http_request_duration_seconds_count', unmatched400) ?? 0;
+    await request(app.server).get('/%ff').expect(400);
+    await request(app.server).get('/v1/order-items/%ff/1').expect(400);
+    // A head over the size limit: Node's parser answers 431, no request object exists.
+    const port = Number(new URL(await listen(app)).port);
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET / HTTP/1.1\r\nHost: x\r\nCookie: ${'c'.repeat(20_000)}\r\n\r\n`));
+      socket.on('data', () => undefined);
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve());
+      setTimeout(() => reject(new Error('no close')), 5_000).unref();
+    });
+    const after = await scrape();
+    expect(sample(after, 'http_request_duration_seconds_count', unmatched400)).toBe(countBefore + 2);
+    expect(sample(after, 'http_request_duration_seconds_sum', unmatched400)).toBeGreaterThan(0);
+    expect(sample(after, 'http_requests_refused_total', { status_code: '431' })).toBe(1);
+    expect(after).toMatch(/^# HELP http_requests_refused_total \S/m);
   });
 
   it('when the monitoring table is read, then stage duration, lag, running age, rejects and freshness are exposed', async () => {

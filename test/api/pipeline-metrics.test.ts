@@ -148,3 +148,37 @@ describe('a refresh where one read fails (audit: one slow query froze every pipe
     }
   });
 });
+
+describe('the api-stage wait over a long history (audit: without a served batch, every refresh read the whole history)', () => {
+  let history: TestDatabase;
+  afterAll(async () => {
+    await history?.drop();
+  });
+
+  it('looks at the 1,000 newest batches only: an unserved staged batch older than them is not waited for', async () => {
+    history = await createTestDatabase('pipeline_metrics_history');
+    // An old staged batch nobody served, then 1,000 newer batches that never reached staging.
+    await history.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('b-ancient', 'test', NOW(3) - INTERVAL 30 DAY, 'succeeded')`);
+    await history.pool.query(
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status)
+       VALUES ('b-ancient', 'staging', NOW(3) - INTERVAL 30 DAY, NOW(3) - INTERVAL 30 DAY, 'succeeded')`,
+    );
+    const apiWait = async (): Promise<number | undefined> => {
+      const probe = await buildTestApp(history.url, { PIPELINE_METRICS_REFRESH_MS: '3600000' });
+      try {
+        await probe.refreshPipelineMetrics();
+        return sample(await probe.metrics.registry.metrics(), 'order_items_pipeline_stage_running_seconds', { stage: 'api' });
+      } finally {
+        await probe.close();
+      }
+    };
+    await history.pool.query(
+      `INSERT INTO etl_batch (batch_id, source, created_at, status)
+       SELECT CONCAT('b-newer-', seq), 'test', NOW(3) - INTERVAL 29 DAY + INTERVAL seq MINUTE, 'failed' FROM seq_1_to_999`,
+    );
+    // Control: 999 newer batches, so the staged one is still among the 1,000 newest: waited for 30 days.
+    expect(await apiWait()).toBeGreaterThan(29 * 86_400);
+    await history.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('b-newer-1000', 'test', NOW(3), 'failed')`);
+    expect(await apiWait()).toBe(0);
+  });
+});

@@ -143,7 +143,7 @@ export async function listStagesOf(db: Database, batchIds: readonly string[]): P
   );
 }
 
-/** How many of the newest batches the rejected-row tally re-reads on every refresh. */
+/** How many of the newest batches the rejected-row tally re-reads on every refresh, and the api-stage wait looks at. */
 export const RECENT_BATCHES = 1000;
 const RECENT_BATCH_OFFSET = RECENT_BATCHES - 1;
 
@@ -174,17 +174,23 @@ export interface BatchKey extends RowDataPacket {
   created_at: string;
 }
 
+/** The RECENT_BATCHES newest batches, as a derived table: ix_batch_created read backwards. */
+const RECENT_BATCH_KEYS = `(SELECT batch_id, created_at FROM etl_batch FORCE INDEX (ix_batch_created)
+        ORDER BY created_at DESC, batch_id DESC LIMIT ${RECENT_BATCHES})`;
+
 /**
  * When the oldest staged batch that the API has not served yet finished staging, or null when
  * there is none. Stage `api` is only ever written finished (first served), so this is what "stage
  * api is running" means: staged, waiting for its first request. Batches ingested before the newest
  * served batch are left out: the API serves the newest staged batch, so they never will be served.
+ * Both reads look at the RECENT_BATCHES newest batches only: a fixed cost however long the history
+ * (without a served batch, the whole history was read: 0.7 s for 300,000 batches on every refresh),
+ * and an unserved batch older than that window has been superseded many times over.
  */
 export async function oldestUnservedStagedBatch(db: Database): Promise<string | null> {
-  // ix_batch_created read backwards, stopping at the first batch with an api row.
   const served = await db.select<BatchKey>(
     'newestServedBatch',
-    `SELECT b.batch_id, b.created_at FROM etl_batch b
+    `SELECT b.batch_id, b.created_at FROM ${RECENT_BATCH_KEYS} b
       WHERE EXISTS (SELECT 1 FROM etl_batch_stage a WHERE a.batch_id = b.batch_id AND a.stage = 'api')
       ORDER BY b.created_at DESC, b.batch_id DESC LIMIT 1`,
     [],
@@ -199,7 +205,7 @@ export async function oldestUnservedStagedBatch(db: Database): Promise<string | 
   const rows = await db.select<RowDataPacket & { oldest_staged_at: string | null }>(
     'oldestUnservedStagedBatch',
     `SELECT MIN(COALESCE(s.finished_at, s.started_at)) AS oldest_staged_at
-       FROM etl_batch b
+       FROM ${RECENT_BATCH_KEYS} b
        JOIN etl_batch_stage s ON s.batch_id = b.batch_id AND s.stage = 'staging' AND s.status = 'succeeded'
       WHERE NOT EXISTS (SELECT 1 FROM etl_batch_stage a WHERE a.batch_id = b.batch_id AND a.stage = 'api') ${where}`,
     params,

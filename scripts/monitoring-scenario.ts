@@ -33,8 +33,8 @@ await admin.query(`DROP DATABASE IF EXISTS \`${databaseName}\``);
 await admin.end();
 await migrateDatabase(databaseUrl);
 
-// 1. A batch is ingested, its source stage reports through the API, the loader lands and stages it
-// (the loader writes its own landing and staging stages), and the API records first-served.
+// 1. A batch is ingested, the loader lands and stages it (it writes its own landing and staging
+// stages), its upstream source stage reports through the API, and the API records first-served.
 const dir = await mkdtemp(join(tmpdir(), 'oi-scenario-'));
 // Removed however the script ends, a failure included.
 process.once('exit', () => rmSync(dir, { recursive: true, force: true }));

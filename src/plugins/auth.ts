@@ -194,8 +194,28 @@ function authorizationFields(rawHeaders: readonly string[]): number {
   return count;
 }
 
+/**
+ * What fast-jwt leaves open in the time claims: a number it compares, whatever it is. `exp` of
+ * 1e400 is Infinity once parsed (a token that never expires), and an `iat` after now is a token
+ * from an issuer whose clock (or forger) is wrong: both are refused.
+ */
+function checkTimeClaims(claims: Record<string, unknown>, nowMs: number, clockToleranceMs: number): void {
+  for (const name of ['exp', 'nbf', 'iat'] as const) {
+    const value = claims[name];
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) {
+      throw new AuthError(`token "${name}" claim must be a finite NumericDate`);
+    }
+  }
+  if (typeof claims.iat === 'number' && claims.iat * 1000 > nowMs + clockToleranceMs) throw new AuthError('token issued in the future ("iat")');
+}
+
 /** Full verification of a token not verified before (or no longer inside its reuse window). */
-async function verify(request: FastifyRequest, token: string, verified: VerifiedTokenCache<VerifiedClaims>): Promise<VerifiedClaims> {
+async function verify(
+  request: FastifyRequest,
+  token: string,
+  verified: VerifiedTokenCache<VerifiedClaims>,
+  clockToleranceMs: number,
+): Promise<VerifiedClaims> {
   const jwtHeader = decodeHeader(token);
   // RFC 7515 §4.1.11: a critical header we do not understand makes the token invalid.
   if ('crit' in jwtHeader) throw new AuthError('token has critical headers this service does not understand');
@@ -212,6 +232,7 @@ async function verify(request: FastifyRequest, token: string, verified: Verified
     if (cause instanceof HttpProblem) throw cause;
     throw new AuthError(describeJwtError(error));
   }
+  checkTimeClaims(claims, Date.now(), clockToleranceMs);
   const result = verifiedClaims(claims);
   verified.set(token, claims, result, Date.now());
   return result;
@@ -293,7 +314,7 @@ async function authPlugin(app: FastifyInstance, options: { config: Config; bench
             }
             const known = verified.get(token, Date.now());
             if (known !== undefined) admit(known);
-            else verify(request, token, verified).then(admit, done);
+            else verify(request, token, verified, jwt.clockToleranceSeconds * 1000).then(admit, done);
           }
         : // Benchmark baseline only (BuildOptions.benchmarkWithoutAuthAndMetricsAsSeller, never
           // set by server.ts or the environment): no token is read; the route's scope is granted.

@@ -2,14 +2,14 @@
 // local node:http server). Keys are generated per run with node:crypto.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JWKS_MISS_COOLDOWN_MS } from '../../src/plugins/auth.js';
 import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
-import { auth, craft, expectUnauthorized, http, listen, sellerClaims } from './support.js';
+import { auth, craft, expectUnauthorized, http, listen, sellerClaims, type Signer } from './support.js';
 
 const ITEMS = '/v1/order-items?limit=3';
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -95,10 +95,14 @@ describe('JWT_PUBLIC_KEY with an EC P-256 key (ES256 only)', () => {
       ['ES384 with the real key', craft({ alg: 'ES384' }, claims(), { kind: 'ec', bits: 384, key: ec.privateKey })],
       ['RS256 with another key', craft({ alg: 'RS256' }, claims(), { kind: 'rsa', bits: 256, key: rsa.privateKey })],
       ['alg none', craft({ alg: 'NONE' }, claims(), { kind: 'none' })],
+      // The right key and input, the signature in ASN.1 DER (what OpenSSL gives by default), not
+      // the JWS r||s form: refused, not converted.
       ['ES256 signature in DER instead of JOSE form', (() => {
         const token = craft({ alg: 'ES256' }, claims(), { kind: 'ec', bits: 256, key: ec.privateKey });
         const [h, p] = token.split('.') as [string, string];
-        return `${h}.${p}.${Buffer.alloc(72, 1).toString('base64url')}`;
+        const der = sign('sha256', Buffer.from(`${h}.${p}`), { key: ec.privateKey, dsaEncoding: 'der' });
+        expect(der[0], 'an ASN.1 SEQUENCE').toBe(0x30);
+        return `${h}.${p}.${der.toString('base64url')}`;
       })()],
     ];
     for (const [label, token] of cases) expectUnauthorized(await http(base + ITEMS, { headers: auth(token) }), label);
@@ -259,6 +263,87 @@ describe('JWT_JWKS_URL: a key removed from the set, and the identity provider do
       expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     } finally {
       idp.down(false);
+    }
+  });
+});
+
+/**
+ * The claim checks are the same code whatever the key, but they run after the key mode's own
+ * verification: the catalog is run once per asymmetric mode, with an issuer and an audience
+ * configured, so a mode that skipped them (or answered differently) would show here.
+ */
+describe('the claim checks hold in every asymmetric key mode (iss, aud, exp, nbf, iat, tenant)', () => {
+  const ISSUER = 'https://idp.example.test/';
+  const AUDIENCE = 'order-items-api';
+  const now = (): number => Math.floor(Date.now() / 1000);
+  const valid = (): Record<string, unknown> => ({ ...claims(), iss: ISSUER, aud: AUDIENCE });
+  const { exp: _exp, ...validWithoutExp } = valid();
+  const { iss: _iss, ...validWithoutIss } = valid();
+  const { aud: _aud, ...validWithoutAud } = valid();
+  const { tenant_id: _tenant, ...validWithoutTenant } = valid();
+  const catalog = (): [string, Record<string, unknown>][] => [
+    ['another issuer', { ...valid(), iss: 'https://evil.example.test/' }],
+    ['no issuer', validWithoutIss],
+    ['another audience', { ...valid(), aud: 'another-api' }],
+    ['an audience list without ours', { ...valid(), aud: ['another-api', 'a-third'] }],
+    ['no audience', validWithoutAud],
+    ['expired 60 s ago', { ...valid(), exp: now() - 60 }],
+    ['no exp', validWithoutExp],
+    ['nbf an hour ahead', { ...valid(), nbf: now() + 3600 }],
+    ['iat an hour ahead', { ...valid(), iat: now() + 3600 }],
+    ['no tenant claim', validWithoutTenant],
+    ['tenant claim in upper case', { ...valid(), tenant_id: SELLERS.alpha.toUpperCase() }],
+    ['tenant claim a number', { ...valid(), tenant_id: 0 }],
+  ];
+  /** The same claims as text with `exp` 1e400 (Infinity once parsed), signed over that text. */
+  const infiniteExp = (header: Record<string, unknown>, signer: (input: string) => Buffer): string => {
+    const payload = JSON.stringify(valid()).replace(/"exp":\d+/, '"exp":1e400');
+    const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+    return `${input}.${signer(input).toString('base64url')}`;
+  };
+
+  const modes: { name: string; header: Record<string, unknown>; signer: Signer; rawSign: (input: string) => Buffer; env: () => Promise<Record<string, string>> }[] = [
+    {
+      name: 'RS256 (JWT_PUBLIC_KEY)',
+      header: { alg: 'RS256', typ: 'JWT' },
+      signer: { kind: 'rsa', bits: 256, key: rsa.privateKey },
+      rawSign: (input) => sign('sha256', Buffer.from(input), rsa.privateKey),
+      env: async () => ({ JWT_PUBLIC_KEY: spki(rsa.publicKey) }),
+    },
+    {
+      name: 'ES256 (JWT_PUBLIC_KEY)',
+      header: { alg: 'ES256', typ: 'JWT' },
+      signer: { kind: 'ec', bits: 256, key: ec.privateKey },
+      rawSign: (input) => sign('sha256', Buffer.from(input), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }),
+      env: async () => ({ JWT_PUBLIC_KEY: spki(ec.publicKey) }),
+    },
+    {
+      name: 'RS256 (JWT_JWKS_URL)',
+      header: { alg: 'RS256', typ: 'JWT', kid: 'k1' },
+      signer: { kind: 'rsa', bits: 256, key: rsa.privateKey },
+      rawSign: (input) => sign('sha256', Buffer.from(input), rsa.privateKey),
+      env: async () => {
+        const idp = await jwksServer();
+        idp.keys.push(jwk(rsa.publicKey, 'k1', 'RS256'));
+        servers.push(idp.server);
+        return { JWT_JWKS_URL: idp.url };
+      },
+    },
+  ];
+  const servers: Server[] = [];
+  afterAll(() => {
+    for (const server of servers) server.close();
+  });
+
+  it.each(modes.map((mode) => [mode.name, mode] as const))('%s', async (_name, mode) => {
+    const { app, base } = await serve({ ...(await mode.env()), JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE });
+    try {
+      const get = (token: string) => http(base + ITEMS, { headers: auth(token) });
+      expect((await get(craft(mode.header, valid(), mode.signer))).status, 'control').toBe(200);
+      for (const [label, payload] of catalog()) expectUnauthorized(await get(craft(mode.header, payload, mode.signer)), label);
+      expectUnauthorized(await get(infiniteExp(mode.header, mode.rawSign)), 'exp 1e400');
+    } finally {
+      await app.close();
     }
   });
 });

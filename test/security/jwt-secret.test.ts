@@ -1,6 +1,6 @@
 // The JWT attack catalog against the HS256 (JWT_SECRET) key mode, over real HTTP, plus the
 // configuration's refusal of keys that set up algorithm confusion.
-import { generateKeyPairSync } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -12,6 +12,11 @@ import { auth, craft, expectUnauthorized, http, listen, nowSeconds, rawGet, sell
 
 const HS = { alg: 'HS256', typ: 'JWT' };
 const good: Signer = { kind: 'hmac', bits: 256, key: TEST_JWT_SECRET };
+/** A token whose payload is exactly `payloadText` (not re-serialized), signed with the real secret. */
+const signedText = (header: Record<string, unknown>, payloadText: string): string => {
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(payloadText).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', TEST_JWT_SECRET).update(input).digest('base64url')}`;
+};
 const ITEMS = '/v1/order-items?limit=5';
 
 let db: TestDatabase;
@@ -119,11 +124,12 @@ describe('HS256 mode: the attack catalog gives 401 problem+json and no data', ()
     ['tenant claim SQL comment', () => craft(HS, { ...claims(), tenant_id: `${SELLERS.alpha}' -- ` }, good)],
     ['header that is not JSON', () => `${Buffer.from('not json').toString('base64url')}.${validToken().split('.')[1] ?? ''}.${validToken().split('.')[2] ?? ''}`],
     ['header that is a JSON array', () => craft(['HS256'] as unknown as Record<string, unknown>, claims(), good)],
-    ['payload that is not JSON', () => {
-      const [h] = validToken().split('.') as [string];
-      const p = Buffer.from('{not json').toString('base64url');
-      return craft(HS, {}, { kind: 'raw', signature: '' }).replace(/^[^.]+\.[^.]*/, `${h}.${p}`);
-    }],
+    // Signed with the real secret: only the payload's parsing can refuse it.
+    ['payload that is not JSON (validly signed)', () => signedText(HS, '{not json')],
+    ['exp written 1e400 (parsed as Infinity: a token that never expires)', () =>
+      signedText(HS, JSON.stringify(claims()).replace(/"exp":\d+/, '"exp":1e400'))],
+    ['nbf written -1e400 (parsed as -Infinity)', () => signedText(HS, JSON.stringify({ ...claims(), nbf: 0 }).replace(/"nbf":0/, '"nbf":-1e400'))],
+    ['iat an hour in the future', () => craft(HS, { ...claims(), iat: nowSeconds() + 3600 }, good)],
   ];
 
   it.each(cases)('%s → 401', async (label, make) => {

@@ -10,6 +10,9 @@
 //        npx tsx scripts/create-db-users.ts
 // Optional: DB_USER_HOST (default '%'), API_DB_USER, LOADER_DB_USER (default names above).
 // Idempotent: it resets each account's password and replaces its grants with exactly these.
+// An account is one deployment's: the script refuses (and changes nothing) when an account
+// already holds privileges on another database, since resetting its password and grants would
+// break the deployment using it there. Give each deployment its own API_DB_USER/LOADER_DB_USER.
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { databaseName, poolOptions } from '../src/db/client.js';
@@ -60,6 +63,16 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
   // come from the constant lists above; account names, host and passwords are escaped values.
   const on = (table: string): string => `\`${database}\`.\`${table}\``;
   try {
+    // Before any change: another database's deployment must not lose its account.
+    for (const account of [apiUser, loaderUser]) {
+      const elsewhere = await schemasGrantedElsewhere(connection, `'${account}'@'${host}'`, database);
+      if (elsewhere.length > 0) {
+        throw new Error(
+          `account ${account}@${host} also has privileges on ${elsewhere.map((name) => `\`${name}\``).join(', ')}: resetting its password and grants ` +
+            `would break the deployment using it there; nothing was changed. Give this database its own account (API_DB_USER, LOADER_DB_USER).`,
+        );
+      }
+    }
     const accounts: [string, string, string, [string, readonly string[]][]][] = [
       [apiUser, options.apiPassword, 'api', [['SELECT', [...SERVING_TABLES, ...MIGRATION_TABLES]], ['INSERT, UPDATE', API_WRITE_TABLES]]],
       [loaderUser, options.loaderPassword, 'loader', [['SELECT, INSERT, UPDATE, DELETE', LOADER_TABLES], ['SELECT', MIGRATION_TABLES]]],
@@ -79,6 +92,17 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
   } finally {
     await connection.end();
   }
+}
+
+/** The databases other than `database` on which `grantee` ('name'@'host') holds a database- or table-level privilege. */
+async function schemasGrantedElsewhere(connection: mysql.Connection, grantee: string, database: string): Promise<string[]> {
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT TABLE_SCHEMA AS name FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA <> ?
+     UNION SELECT TABLE_SCHEMA FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA <> ?
+     ORDER BY name`,
+    [grantee, database, grantee, database],
+  );
+  return rows.map((row) => String(row.name));
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

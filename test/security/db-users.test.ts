@@ -173,3 +173,37 @@ describe('the loader account', () => {
     expect((rows as { n: number }[])[0]?.n).toBe(summary.files['olist_order_items_dataset.csv'].loaded);
   });
 });
+
+describe('an account is one deployment\'s (audit: a rerun for another database revoked this one\'s grants)', () => {
+  it('the script refuses an account that has privileges on another database, and changes nothing', async () => {
+    const other = await createTestDatabase('sec_db_users_other');
+    try {
+      await expect(createDbUsers({ adminUrl: other.url, apiPassword: `${apiPassword}-other`, loaderPassword, apiUser, loaderUser })).rejects.toThrow(
+        new RegExp(`account ${apiUser}@% also has privileges on \`${db.name}\`.*nothing was changed`),
+      );
+      // This deployment's account still logs in with its password and reads its tables.
+      const still = await connect(apiUser, apiPassword);
+      try {
+        const [rows] = await still.query('SELECT COUNT(*) AS n FROM fact_order_item');
+        expect(Number((rows as { n: number }[])[0]?.n)).toBeGreaterThan(0);
+      } finally {
+        await still.end();
+      }
+      // Accounts of its own are fine there (control).
+      const ownApi = `oi_api2_${suffix}`;
+      const ownLoader = `oi_loader2_${suffix}`;
+      try {
+        await createDbUsers({ adminUrl: other.url, apiPassword, loaderPassword, apiUser: ownApi, loaderUser: ownLoader });
+      } finally {
+        const admin = await mysql.createConnection({ uri: SERVER_URL });
+        try {
+          for (const user of [ownApi, ownLoader]) await admin.query('DROP USER IF EXISTS ?@?', [user, '%']);
+        } finally {
+          await admin.end();
+        }
+      }
+    } finally {
+      await other.drop();
+    }
+  });
+});

@@ -18,6 +18,38 @@ const optionalText = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
 
+// An issuer or audience given as blanks, or padded with them, is a mistake: read as unset (as
+// empty is) it would silently turn the check off, and padded it matches no token.
+const enforcedClaimValue = z
+  .string()
+  .optional()
+  .refine((value) => value === undefined || value === '' || (value.trim() !== '' && value.trim() === value), 'must not be blank nor start or end with white space (leave it empty or unset to not check this claim)')
+  .transform((value) => (value === '' ? undefined : value));
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** Each allowed origin exactly as a browser sends it: scheme://host[:port], nothing else. */
+const corsOrigins = z
+  .string()
+  .default('')
+  .transform((value) => value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''))
+  .superRefine((origins, ctx) => {
+    for (const origin of origins) {
+      let exact = false;
+      try {
+        exact = new URL(origin).origin === origin;
+      } catch {
+        exact = false;
+      }
+      if (!exact) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${origin}" is not an origin: list each allowed origin as scheme://host[:port] (no "*", no path, no trailing slash)`,
+        });
+      }
+    }
+  });
+
 const mysqlUrl = z
   .string()
   .default(DEFAULT_DATABASE_URL)
@@ -44,12 +76,18 @@ const envSchema = z
     JWT_PUBLIC_KEY: optionalText.transform((pem) =>
       pem !== undefined && !pem.includes('\n') && pem.includes('\\n') ? pem.replaceAll('\\r\\n', '\n').replaceAll('\\n', '\n') : pem,
     ),
-    JWT_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    JWT_JWKS_URL: optionalText.pipe(
+      z
+        .url({ protocol: /^https?$/ })
+        // The keys that decide who is who: over plain HTTP anyone on the path could swap them.
+        .refine((url) => url.startsWith('https:') || LOOPBACK_HOSTS.has(new URL(url).hostname), 'must use https (http only for a loopback host)')
+        .optional(),
+    ),
     // How long a fetched key set is used before it is fetched again: a key the identity provider
     // removes stops being trusted within this time (plus the 60 s a verified token is reused).
     JWT_JWKS_MAX_AGE_SECONDS: positiveInt(86_400).default(300),
-    JWT_ISSUER: optionalText,
-    JWT_AUDIENCE: optionalText,
+    JWT_ISSUER: enforcedClaimValue,
+    JWT_AUDIENCE: enforcedClaimValue,
     JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
     CURSOR_SECRET: optionalText,
     JWT_CLOCK_TOLERANCE_SECONDS: wholeNumber.pipe(z.number().int().min(0).max(30)).default(5),
@@ -87,7 +125,7 @@ const envSchema = z
     SUMMARY_MAX_RANGE_DAYS: positiveInt().default(731),
     RATE_LIMIT_MAX: positiveInt().default(600),
     RATE_LIMIT_WINDOW_MS: positiveInt().default(60000),
-    CORS_ORIGINS: z.string().default(''),
+    CORS_ORIGINS: corsOrigins,
     BODY_LIMIT_BYTES: positiveInt().default(16384),
     REQUEST_TIMEOUT_MS: positiveInt().default(10000),
   })
@@ -246,9 +284,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sloFreshnessSeconds: e.SLO_FRESHNESS_SECONDS,
     summaryMaxRangeDays: e.SUMMARY_MAX_RANGE_DAYS,
     rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS },
-    corsOrigins: e.CORS_ORIGINS.split(',')
-      .map((origin) => origin.trim())
-      .filter((origin) => origin !== ''),
+    corsOrigins: e.CORS_ORIGINS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
   });

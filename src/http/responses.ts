@@ -14,5 +14,5 @@ export const PROBLEM_RESPONSES: Record<number, ResponseSpec> = {
 /** The error responses of a route that reads a JSON request body, for the OpenAPI document. */
 export const BODY_PROBLEM_RESPONSES: Record<number, ResponseSpec> = {
   413: { description: 'The request body is larger than the limit (BODY_LIMIT_BYTES, 16 KiB by default)', schema: Problem },
-  415: { description: 'The request body is not application/json', schema: Problem },
+  415: { description: 'The request body is not application/json, or is content-encoded', schema: Problem },
 };

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { Config } from '../config.js';
-import { badRequest, type InvalidParam } from '../http/problem.js';
+import { badRequest, HttpProblem, type InvalidParam } from '../http/problem.js';
 import { REQUEST_ID_HEADER } from '../http/request-id.js';
 
 const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
@@ -104,6 +104,18 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
       }
     }
     done();
+  });
+  // Fastify reads a body as sent, whatever Content-Encoding says: plain JSON labelled gzip would be
+  // accepted, a gzip body refused as malformed JSON. No coding is supported: 415, as RFC 9110
+  // §15.5.16 says for a content coding the server does not accept.
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    const coding = request.headers['content-encoding'];
+    const hasBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
+    if (hasBody && coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+      done(new HttpProblem('unsupportedMediaType', 415, 'request bodies must not be content-encoded (Content-Encoding is not supported)'));
+      return;
+    }
+    done(null, payload);
   });
   const headers = responseHeaders();
   app.addHook('onRequest', (request, reply, done) => {

@@ -36,9 +36,33 @@ describe('loadConfig', () => {
     [{ JWT_SECRET: SECRET, JWT_CLOCK_TOLERANCE_SECONDS: '60' }, 'JWT_CLOCK_TOLERANCE_SECONDS'],
     [{ JWT_PUBLIC_KEY: 'not a pem' }, 'JWT_PUBLIC_KEY'],
     [{ JWT_SECRET: `-----BEGIN PUBLIC KEY-----\n${'A'.repeat(64)}\n-----END PUBLIC KEY-----` }, 'PEM'],
+    // Blank or padded: read as unset, the check would be off without a word; padded, nothing matches.
+    [{ JWT_SECRET: SECRET, JWT_ISSUER: '   ' }, 'JWT_ISSUER'],
+    [{ JWT_SECRET: SECRET, JWT_ISSUER: ' https://idp.example/' }, 'JWT_ISSUER'],
+    [{ JWT_SECRET: SECRET, JWT_AUDIENCE: '\t' }, 'JWT_AUDIENCE'],
+    // '*' would match no origin (origins are compared exactly); a path or slash never matches either.
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example/' }, 'no trailing slash'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example, app2.example' }, 'CORS_ORIGINS'],
+    // The key set over plain HTTP from another host: anyone on the path could swap the keys.
+    [{ JWT_JWKS_URL: 'http://idp.example/jwks.json' }, 'must use https'],
   ])('when the environment is %j, then startup stops with a message naming %s', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+});
+
+describe('loadConfig: the values those checks let through (controls)', () => {
+  it('an empty issuer and audience are unset; exact origins are kept; http JWKS on loopback is allowed', () => {
+    expect(loadConfig({ JWT_SECRET: SECRET, JWT_ISSUER: '', JWT_AUDIENCE: '' }).jwt).toMatchObject({ issuer: undefined, audience: undefined });
+    expect(loadConfig({ JWT_SECRET: SECRET, JWT_ISSUER: 'https://idp.example/' }).jwt.issuer).toBe('https://idp.example/');
+    expect(loadConfig({ JWT_SECRET: SECRET, CORS_ORIGINS: ' https://app.example, http://localhost:5173 ,' }).corsOrigins).toEqual([
+      'https://app.example',
+      'http://localhost:5173',
+    ]);
+    for (const url of ['http://127.0.0.1:8080/jwks.json', 'http://localhost/jwks', 'http://[::1]:9/k', 'https://idp.example/jwks.json']) {
+      expect(loadConfig({ JWT_JWKS_URL: url }).jwt.key).toMatchObject({ kind: 'jwks', url });
+    }
   });
 });
 

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +106,35 @@ describe('PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
     expect(response.body).not.toHaveProperty('invalidParams');
     const [rows] = await db.pool.query("SELECT COUNT(*) AS n FROM etl_batch WHERE batch_id = 'b-media'");
     expect(rows).toEqual([{ n: 0 }]);
+  });
+
+  const report = JSON.stringify({ startedAt: '2026-01-01T10:00:00Z', status: 'running' });
+  it.each([
+    ['gzip', 'plain JSON labelled gzip', Buffer.from(report)],
+    ['gzip', 'a real gzip body', gzipSync(report)],
+    ['br', 'plain JSON labelled br', Buffer.from(report)],
+    ['gzip, identity', 'a list of codings', Buffer.from(report)],
+  ])('when the body has Content-Encoding: %s (%s), then 415 problem+json and nothing is stored', async (coding, _label, body) => {
+    const response = await request(app.server)
+      .put('/v1/pipeline/batches/b-coded/stages/landing')
+      .set(writer)
+      .set('content-type', 'application/json')
+      .set('content-encoding', coding)
+      .send(body)
+      .expect(415);
+    expect(response.body).toMatchObject({ status: 415, detail: expect.stringMatching(/content-encoded/) });
+    const [rows] = await db.pool.query("SELECT COUNT(*) AS n FROM etl_batch WHERE batch_id = 'b-coded'");
+    expect(rows).toEqual([{ n: 0 }]);
+  });
+
+  it('when the body has Content-Encoding: identity, then it is read as sent (control)', async () => {
+    await request(app.server)
+      .put('/v1/pipeline/batches/b-identity/stages/landing')
+      .set(writer)
+      .set('content-type', 'application/json')
+      .set('content-encoding', 'identity')
+      .send(report)
+      .expect(201);
   });
 
   it('when the body is over the body limit, then 413 problem+json', async () => {

@@ -155,30 +155,49 @@ describe('the api-stage wait over a long history (audit: without a served batch,
     await history?.drop();
   });
 
-  it('looks at the 1,000 newest batches only: an unserved staged batch older than them is not waited for', async () => {
+  const apiWait = async (): Promise<number | undefined> => {
+    const probe = await buildTestApp(history.url, { PIPELINE_METRICS_REFRESH_MS: '3600000' });
+    try {
+      await probe.refreshPipelineMetrics();
+      return sample(await probe.metrics.registry.metrics(), 'order_items_pipeline_stage_running_seconds', { stage: 'api' });
+    } finally {
+      await probe.close();
+    }
+  };
+  const addBatch = async (batchId: string, daysAgo: number, staged: boolean, servedDaysAgo?: number): Promise<void> => {
+    await history.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES (?, 'test', NOW(3) - INTERVAL ? SECOND, 'succeeded')`, [
+      batchId,
+      daysAgo * 86_400,
+    ]);
+    if (staged) {
+      await history.pool.query(
+        `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES (?, 'staging', NOW(3) - INTERVAL ? SECOND, NOW(3) - INTERVAL ? SECOND, 'succeeded')`,
+        [batchId, daysAgo * 86_400, daysAgo * 86_400],
+      );
+    }
+    if (servedDaysAgo !== undefined) {
+      await history.pool.query(
+        `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES (?, 'api', NOW(3) - INTERVAL ? SECOND, NOW(3) - INTERVAL ? SECOND, 'succeeded')`,
+        [batchId, servedDaysAgo * 86_400, servedDaysAgo * 86_400],
+      );
+    }
+  };
+
+  it('a staged batch waiting since the last one served is found behind 1,000 newer batches that never staged', async () => {
     history = await createTestDatabase('pipeline_metrics_history');
-    // An old staged batch nobody served, then 1,000 newer batches that never reached staging.
-    await history.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('b-ancient', 'test', NOW(3) - INTERVAL 30 DAY, 'succeeded')`);
-    await history.pool.query(
-      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status)
-       VALUES ('b-ancient', 'staging', NOW(3) - INTERVAL 30 DAY, NOW(3) - INTERVAL 30 DAY, 'succeeded')`,
-    );
-    const apiWait = async (): Promise<number | undefined> => {
-      const probe = await buildTestApp(history.url, { PIPELINE_METRICS_REFRESH_MS: '3600000' });
-      try {
-        await probe.refreshPipelineMetrics();
-        return sample(await probe.metrics.registry.metrics(), 'order_items_pipeline_stage_running_seconds', { stage: 'api' });
-      } finally {
-        await probe.close();
-      }
-    };
+    await addBatch('b-served', 11, true, 10.5);
+    await addBatch('b-waiting', 10, true);
     await history.pool.query(
       `INSERT INTO etl_batch (batch_id, source, created_at, status)
-       SELECT CONCAT('b-newer-', seq), 'test', NOW(3) - INTERVAL 29 DAY + INTERVAL seq MINUTE, 'failed' FROM seq_1_to_999`,
+       SELECT CONCAT('b-failed-', seq), 'test', NOW(3) - INTERVAL 9 DAY + INTERVAL seq MINUTE, 'failed' FROM seq_1_to_1000`,
     );
-    // Control: 999 newer batches, so the staged one is still among the 1,000 newest: waited for 30 days.
-    expect(await apiWait()).toBeGreaterThan(29 * 86_400);
-    await history.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('b-newer-1000', 'test', NOW(3), 'failed')`);
+    const wait = await apiWait();
+    expect(wait).toBeGreaterThan(10 * 86_400 - 60);
+    expect(wait).toBeLessThan(10 * 86_400 + 60);
+    // Once it is served, nothing waits.
+    await history.pool.query(
+      `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES ('b-waiting', 'api', NOW(3), NOW(3), 'succeeded')`,
+    );
     expect(await apiWait()).toBe(0);
   });
 });

@@ -7,7 +7,7 @@ import { sqlTimestampToMs } from '../../http/timestamps.js';
 import { PIPELINE_REFRESH_PARTS, type PipelineRefreshPart } from '../../plugins/metrics.js';
 import { FirstServedRecorder } from './first-served.js';
 import { RejectedRowsTally } from './rejected-rows-tally.js';
-import { listStagesOf, oldestUnservedStagedBatch, runningStages } from './repository.js';
+import { firstUnservedStagedBatch, listStagesOf, newestServedBatch, runningStages } from './repository.js';
 import { PIPELINE_STAGES } from '../../db/schema.js';
 
 declare module 'fastify' {
@@ -67,9 +67,6 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
       if (row.finished_at === null) continue;
       const started = sqlTimestampToMs(row.started_at);
       const done = sqlTimestampToMs(row.finished_at);
-      if (row.stage === 'api') {
-        metrics.batchFirstServed.set(Math.max(0, (done - served.ingestedAtMs) / 1000));
-      }
       metrics.stageDuration.set({ stage: row.stage }, (done - started) / 1000);
       metrics.stageLag.set({ stage: row.stage }, (done - served.ingestedAtMs) / 1000);
     }
@@ -89,7 +86,11 @@ async function pipelineMonitorPlugin(app: FastifyInstance, options: { config: Co
   // until the first request serves the batch, which is what its stall alert watches.
   async function refreshUnservedBatch(): Promise<void> {
     const now = Date.now();
-    const unservedSince = await oldestUnservedStagedBatch(app.db);
+    const served = await newestServedBatch(app.db);
+    if (served !== null) {
+      metrics.batchFirstServed.set(Math.max(0, (sqlTimestampToMs(served.first_served_at) - sqlTimestampToMs(served.created_at)) / 1000));
+    }
+    const unservedSince = await firstUnservedStagedBatch(app.db, served);
     metrics.stageRunning.set({ stage: 'api' }, unservedSince === null ? 0 : Math.max(0, (now - sqlTimestampToMs(unservedSince)) / 1000));
   }
 

@@ -143,7 +143,7 @@ export async function listStagesOf(db: Database, batchIds: readonly string[]): P
   );
 }
 
-/** How many of the newest batches the rejected-row tally re-reads on every refresh, and the api-stage wait looks at. */
+/** How many of the newest batches the rejected-row tally re-reads on every refresh. */
 export const RECENT_BATCHES = 1000;
 const RECENT_BATCH_OFFSET = RECENT_BATCHES - 1;
 
@@ -174,43 +174,52 @@ export interface BatchKey extends RowDataPacket {
   created_at: string;
 }
 
-/** The RECENT_BATCHES newest batches, as a derived table: ix_batch_created read backwards. */
-const RECENT_BATCH_KEYS = `(SELECT batch_id, created_at FROM etl_batch FORCE INDEX (ix_batch_created)
-        ORDER BY created_at DESC, batch_id DESC LIMIT ${RECENT_BATCHES})`;
+export interface ServedBatch extends BatchKey {
+  /** Its `api` stage's end: when a request first served it. */
+  first_served_at: string;
+}
 
-/**
- * When the oldest staged batch that the API has not served yet finished staging, or null when
- * there is none. Stage `api` is only ever written finished (first served), so this is what "stage
- * api is running" means: staged, waiting for its first request. Batches ingested before the newest
- * served batch are left out: the API serves the newest staged batch, so they never will be served.
- * Both reads look at the RECENT_BATCHES newest batches only: a fixed cost however long the history
- * (without a served batch, the whole history was read: 0.7 s for 300,000 batches on every refresh),
- * and an unserved batch older than that window has been superseded many times over.
- */
-export async function oldestUnservedStagedBatch(db: Database): Promise<string | null> {
-  const served = await db.select<BatchKey>(
+/** The newest batch (by ingestion) the API has served, with its first-served time; null before any. */
+export async function newestServedBatch(db: Database): Promise<ServedBatch | null> {
+  const rows = await db.select<ServedBatch>(
     'newestServedBatch',
-    `SELECT b.batch_id, b.created_at FROM ${RECENT_BATCH_KEYS} b
-      WHERE EXISTS (SELECT 1 FROM etl_batch_stage a WHERE a.batch_id = b.batch_id AND a.stage = 'api')
+    `SELECT b.batch_id, b.created_at, a.finished_at AS first_served_at
+       FROM etl_batch b
+       JOIN etl_batch_stage a ON a.batch_id = b.batch_id AND a.stage = 'api'
       ORDER BY b.created_at DESC, b.batch_id DESC LIMIT 1`,
     [],
   );
-  const newest = served[0];
+  return rows[0] ?? null;
+}
+
+/**
+ * When the first staged batch (by ingestion) that the API has not served since `served` finished
+ * staging, or null when there is none. Stage `api` is only ever written finished (first served),
+ * so this is what "stage api is running" means: staged, waiting for its first request. Batches
+ * ingested before the newest served batch are left out: the API serves the newest staged batch,
+ * so they never will be served. ix_batch_created is read forwards from `served` (from the start
+ * of the history before any batch was served) and the read stops at the first such batch: its
+ * cost is the number of batches since the last one served, not the history (a MIN over every
+ * staged batch took 0.7 s at 300,000 batches).
+ */
+export async function firstUnservedStagedBatch(db: Database, served: BatchKey | null): Promise<string | null> {
   const params: SqlValue[] = [];
-  let where = '';
-  if (newest !== undefined) {
-    where = 'AND (b.created_at > ? OR (b.created_at = ? AND b.batch_id > ?))';
-    params.push(newest.created_at, newest.created_at, newest.batch_id);
+  let after = '';
+  if (served !== null) {
+    // The first predicate is the index range; the second leaves out the served batch itself.
+    after = 'AND b.created_at >= ? AND (b.created_at > ? OR b.batch_id > ?)';
+    params.push(served.created_at, served.created_at, served.batch_id);
   }
-  const rows = await db.select<RowDataPacket & { oldest_staged_at: string | null }>(
-    'oldestUnservedStagedBatch',
-    `SELECT MIN(COALESCE(s.finished_at, s.started_at)) AS oldest_staged_at
-       FROM ${RECENT_BATCH_KEYS} b
+  const rows = await db.select<RowDataPacket & { staged_at: string }>(
+    'firstUnservedStagedBatch',
+    `SELECT COALESCE(s.finished_at, s.started_at) AS staged_at
+       FROM etl_batch b FORCE INDEX (ix_batch_created)
        JOIN etl_batch_stage s ON s.batch_id = b.batch_id AND s.stage = 'staging' AND s.status = 'succeeded'
-      WHERE NOT EXISTS (SELECT 1 FROM etl_batch_stage a WHERE a.batch_id = b.batch_id AND a.stage = 'api') ${where}`,
+      WHERE NOT EXISTS (SELECT 1 FROM etl_batch_stage a WHERE a.batch_id = b.batch_id AND a.stage = 'api') ${after}
+      ORDER BY b.created_at, b.batch_id LIMIT 1`,
     params,
   );
-  return rows[0]?.oldest_staged_at ?? null;
+  return rows[0]?.staged_at ?? null;
 }
 
 export interface RejectedTotal extends RowDataPacket {

@@ -26,7 +26,32 @@ const enforcedClaimValue = z
   .refine((value) => value === undefined || value === '' || (value.trim() !== '' && value.trim() === value), 'must not be blank nor start or end with white space (leave it empty or unset to not check this claim)')
   .transform((value) => (value === '' ? undefined : value));
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** localhost, 127.0.0.0/8, ::1 and IPv4-mapped 127/8, as the WHATWG URL parser writes hostnames. */
+function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === 'localhost' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) ||
+    hostname === '[::1]' ||
+    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname)
+  );
+}
+
+const ORIGIN_SHAPE = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s*]+$/;
+
+/**
+ * An Origin header's value: scheme://host[:port]. For http(s) it must also be the URL's own
+ * origin (lower case, no default port), since browsers send it so. Other schemes (capacitor://,
+ * tauri://, chrome-extension://) have an opaque URL origin, and only their shape is checked.
+ */
+function isExactOrigin(origin: string): boolean {
+  if (!ORIGIN_SHAPE.test(origin)) return false;
+  if (!/^https?:/.test(origin)) return true;
+  try {
+    return new URL(origin).origin === origin;
+  } catch {
+    return false;
+  }
+}
 
 /** Each allowed origin exactly as a browser sends it: scheme://host[:port], nothing else. */
 const corsOrigins = z
@@ -35,13 +60,7 @@ const corsOrigins = z
   .transform((value) => value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''))
   .superRefine((origins, ctx) => {
     for (const origin of origins) {
-      let exact = false;
-      try {
-        exact = new URL(origin).origin === origin;
-      } catch {
-        exact = false;
-      }
-      if (!exact) {
+      if (!isExactOrigin(origin)) {
         ctx.addIssue({
           code: 'custom',
           message: `"${origin}" is not an origin: list each allowed origin as scheme://host[:port] (no "*", no path, no trailing slash)`,
@@ -80,7 +99,7 @@ const envSchema = z
       z
         .url({ protocol: /^https?$/ })
         // The keys that decide who is who: over plain HTTP anyone on the path could swap them.
-        .refine((url) => url.startsWith('https:') || LOOPBACK_HOSTS.has(new URL(url).hostname), 'must use https (http only for a loopback host)')
+        .refine((url) => new URL(url).protocol === 'https:' || isLoopbackHost(new URL(url).hostname), 'must use https (http only for a loopback host)')
         .optional(),
     ),
     // How long a fetched key set is used before it is fetched again: a key the identity provider

@@ -194,16 +194,19 @@ function authorizationFields(rawHeaders: readonly string[]): number {
   return count;
 }
 
+/** 9999-12-31T23:59:59Z: the last second an ISO 8601 date (and any identity provider) writes. */
+const LAST_NUMERIC_DATE = 253_402_300_799;
+
 /**
  * What fast-jwt leaves open in the time claims: a number it compares, whatever it is. `exp` of
- * 1e400 is Infinity once parsed (a token that never expires), and an `iat` after now is a token
- * from an issuer whose clock (or forger) is wrong: both are refused.
+ * 1e400 is Infinity once parsed, 1e300 a date no calendar holds (tokens that never expire), and an
+ * `iat` after now is a token from an issuer whose clock (or forger) is wrong: all are refused.
  */
 function checkTimeClaims(claims: Record<string, unknown>, nowMs: number, clockToleranceMs: number): void {
   for (const name of ['exp', 'nbf', 'iat'] as const) {
     const value = claims[name];
-    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) {
-      throw new AuthError(`token "${name}" claim must be a finite NumericDate`);
+    if (value !== undefined && (typeof value !== 'number' || !(Math.abs(value) <= LAST_NUMERIC_DATE))) {
+      throw new AuthError(`token "${name}" claim must be a NumericDate up to 9999-12-31`);
     }
   }
   if (typeof claims.iat === 'number' && claims.iat * 1000 > nowMs + clockToleranceMs) throw new AuthError('token issued in the future ("iat")');

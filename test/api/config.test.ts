@@ -44,6 +44,10 @@ describe('loadConfig', () => {
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example/' }, 'no trailing slash'],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example, app2.example' }, 'CORS_ORIGINS'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'capacitor://localhost/app' }, 'CORS_ORIGINS'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'null' }, 'CORS_ORIGINS'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://App.example' }, 'CORS_ORIGINS'],
+    [{ JWT_JWKS_URL: 'http://128.0.0.1/jwks.json' }, 'must use https'],
     // The key set over plain HTTP from another host: anyone on the path could swap the keys.
     [{ JWT_JWKS_URL: 'http://idp.example/jwks.json' }, 'must use https'],
   ])('when the environment is %j, then startup stops with a message naming %s', (env, message) => {
@@ -60,8 +64,19 @@ describe('loadConfig: the values those checks let through (controls)', () => {
       'https://app.example',
       'http://localhost:5173',
     ]);
-    for (const url of ['http://127.0.0.1:8080/jwks.json', 'http://localhost/jwks', 'http://[::1]:9/k', 'https://idp.example/jwks.json']) {
-      expect(loadConfig({ JWT_JWKS_URL: url }).jwt.key).toMatchObject({ kind: 'jwks', url });
+    // Hybrid apps and extensions send origins of their own schemes (an opaque URL origin).
+    const custom = ['capacitor://localhost', 'ionic://localhost', 'tauri://localhost', 'chrome-extension://abcdefghijklmnopabcdefghijklmnop'];
+    expect(loadConfig({ JWT_SECRET: SECRET, CORS_ORIGINS: custom.join(',') }).corsOrigins).toEqual(custom);
+    for (const url of [
+      'http://127.0.0.1:8080/jwks.json',
+      'http://127.0.0.2/jwks.json',
+      'http://localhost/jwks',
+      'http://[::1]:9/k',
+      'http://[::ffff:127.0.0.1]/k',
+      'https://idp.example/jwks.json',
+      'HTTPS://idp.example/jwks.json',
+    ]) {
+      expect(loadConfig({ JWT_JWKS_URL: url }).jwt.key).toMatchObject({ kind: 'jwks' });
     }
   });
 });

@@ -129,7 +129,10 @@ describe('HS256 mode: the attack catalog gives 401 problem+json and no data', ()
     ['exp written 1e400 (parsed as Infinity: a token that never expires)', () =>
       signedText(HS, JSON.stringify(claims()).replace(/"exp":\d+/, '"exp":1e400'))],
     ['nbf written -1e400 (parsed as -Infinity)', () => signedText(HS, JSON.stringify({ ...claims(), nbf: 0 }).replace(/"nbf":0/, '"nbf":-1e400'))],
+    ['exp 1e300 (a date no calendar holds: never expires)', () => craft(HS, { ...claims(), exp: 1e300 }, good)],
+    ['exp 1e15 (year 31.7 million)', () => craft(HS, { ...claims(), exp: 1e15 }, good)],
     ['iat an hour in the future', () => craft(HS, { ...claims(), iat: nowSeconds() + 3600 }, good)],
+    ['iat 60 s in the future (beyond the 5 s clock tolerance)', () => craft(HS, { ...claims(), iat: nowSeconds() + 60 }, good)],
   ];
 
   it.each(cases)('%s → 401', async (label, make) => {
@@ -146,6 +149,14 @@ describe('HS256 mode: clock tolerance is seconds, passed to fast-jwt as millisec
   it('accepts a token expired 2 s ago (inside the 5 s tolerance)', async () => {
     const result = await get(craft(HS, { ...sellerClaims(SELLERS.alpha), exp: nowSeconds() - 2 }, good));
     expect(result.status).toBe(200);
+  });
+  it('accepts a token issued 3 s ahead of this clock (an identity provider whose clock runs ahead, inside the tolerance)', async () => {
+    const result = await get(craft(HS, { ...sellerClaims(SELLERS.alpha), iat: nowSeconds() + 3 }, good));
+    expect(result.status).toBe(200);
+  });
+  it('accepts an exp in 9999 and a fractional exp (NumericDate allows fractions) (controls)', async () => {
+    expect((await get(craft(HS, { ...sellerClaims(SELLERS.alpha), exp: 253_402_300_799 }, good))).status).toBe(200);
+    expect((await get(craft(HS, { ...sellerClaims(SELLERS.alpha), exp: nowSeconds() + 600.5 }, good))).status).toBe(200);
   });
   it('refuses one expired 30 s ago and one not valid for 60 s', async () => {
     expectUnauthorized(await get(craft(HS, { ...sellerClaims(SELLERS.alpha), exp: nowSeconds() - 30 }, good)));

@@ -165,7 +165,9 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const { status, kind, detail } = clientErrorAnswer(error.code);
   const requestId = randomUUID();
-  this.metrics.httpRequestsRefused.inc({ status_code: String(status) });
+  // A connection that never sent a byte (a browser's preconnect, a TCP health check) timing out
+  // is not a request.
+  if (socket.bytesRead > 0) this.metrics.httpRequestsRefused.inc({ status_code: String(status) });
   // Named fields only: Node's parser error carries the raw request bytes (`rawPacket`), headers
   // and bearer token included, and the error serializer would log them.
   this.log.debug({ reqId: requestId, code: error.code, reason: error.message, bytesParsed: error.bytesParsed }, 'client error');

@@ -108,10 +108,13 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
   // Fastify reads a body as sent, whatever Content-Encoding says: plain JSON labelled gzip would be
   // accepted, a gzip body refused as malformed JSON. No coding is supported: 415, as RFC 9110
   // §15.5.16 says for a content coding the server does not accept.
+  // Only routes that read a body: elsewhere the body is never parsed, and a GET, a 404 or a 405
+  // keeps its own answer.
   app.addHook('preParsing', (request, _reply, payload, done) => {
     const coding = request.headers['content-encoding'];
+    const readsBody = request.routeOptions.schema?.body !== undefined;
     const hasBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
-    if (hasBody && coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+    if (readsBody && hasBody && coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
       done(new HttpProblem('unsupportedMediaType', 415, 'request bodies must not be content-encoded (Content-Encoding is not supported)'));
       return;
     }

@@ -127,6 +127,12 @@ describe('PUT /v1/pipeline/batches/{batchId}/stages/{stage}', () => {
     expect(rows).toEqual([{ n: 0 }]);
   });
 
+  it('a route that reads no body keeps its own answer whatever Content-Encoding says (GET 200, unknown path 404, wrong method 405)', async () => {
+    await request(app.server).get('/v1/pipeline/batches').set(reader).set('content-encoding', 'gzip').set('content-type', 'application/json').send('{}').expect(200);
+    await request(app.server).post('/v1/nope').set('content-encoding', 'gzip').set('content-type', 'application/json').send('{}').expect(404);
+    await request(app.server).delete('/v1/pipeline/batches').set(reader).set('content-encoding', 'gzip').set('content-type', 'application/json').send('{}').expect(405);
+  });
+
   it('when the body has Content-Encoding: identity, then it is read as sent (control)', async () => {
     await request(app.server)
       .put('/v1/pipeline/batches/b-identity/stages/landing')

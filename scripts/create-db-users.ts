@@ -10,9 +10,10 @@
 //        npx tsx scripts/create-db-users.ts
 // Optional: DB_USER_HOST (default '%'), API_DB_USER, LOADER_DB_USER (default names above).
 // Idempotent: it resets each account's password and replaces its grants with exactly these.
-// An account is one deployment's: the script refuses (and changes nothing) when an account
-// already holds privileges on another database, since resetting its password and grants would
-// break the deployment using it there. Give each deployment its own API_DB_USER/LOADER_DB_USER.
+// An account is one deployment's: the script refuses (and changes no existing account) when an
+// account already holds privileges on another database or server-wide ones, or when this admin
+// cannot read an existing account's grants, since resetting its password and grants would break
+// whatever uses it there. Give each deployment its own API_DB_USER/LOADER_DB_USER.
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { databaseName, poolOptions } from '../src/db/client.js';
@@ -63,15 +64,12 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
   // come from the constant lists above; account names, host and passwords are escaped values.
   const on = (table: string): string => `\`${database}\`.\`${table}\``;
   try {
-    // Before any change: another database's deployment must not lose its account.
-    for (const account of [apiUser, loaderUser]) {
-      const elsewhere = await schemasGrantedElsewhere(connection, `'${account}'@'${host}'`, database);
-      if (elsewhere.length > 0) {
-        throw new Error(
-          `account ${account}@${host} also has privileges on ${elsewhere.map((name) => `\`${name}\``).join(', ')}: resetting its password and grants ` +
-            `would break the deployment using it there; nothing was changed. Give this database its own account (API_DB_USER, LOADER_DB_USER).`,
-        );
-      }
+    // Before any change to an existing account: another deployment must not lose it.
+    for (const [account, secret] of [
+      [apiUser, options.apiPassword],
+      [loaderUser, options.loaderPassword],
+    ] as const) {
+      await checkAccountIsThisDatabases(connection, account, host, database, secret);
     }
     const accounts: [string, string, string, [string, readonly string[]][]][] = [
       [apiUser, options.apiPassword, 'api', [['SELECT', [...SERVING_TABLES, ...MIGRATION_TABLES]], ['INSERT, UPDATE', API_WRITE_TABLES]]],
@@ -94,15 +92,54 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
   }
 }
 
-/** The databases other than `database` on which `grantee` ('name'@'host') holds a database- or table-level privilege. */
-async function schemasGrantedElsewhere(connection: mysql.Connection, grantee: string, database: string): Promise<string[]> {
-  const [rows] = await connection.query<mysql.RowDataPacket[]>(
-    `SELECT TABLE_SCHEMA AS name FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA <> ?
-     UNION SELECT TABLE_SCHEMA FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND TABLE_SCHEMA <> ?
-     ORDER BY name`,
-    [grantee, database, grantee, database],
-  );
-  return rows.map((row) => String(row.name));
+const GRANT_LINE = /^GRANT (.+?) ON (?:(?:PROCEDURE|FUNCTION|PACKAGE(?: BODY)?) )?(\*|`(?:[^`]|``)*`)\.(?:\*|`(?:[^`]|``)*`) TO /;
+
+/**
+ * Refuses (throws) when the account exists and holds privileges outside `database`: server-wide
+ * ones, or any on another database. Its grants are read with SHOW GRANTS FOR, which an admin
+ * without SELECT on the `mysql` database may not run; the account is then created if it does not
+ * exist (a new account holds nothing elsewhere), and an existing one is refused, unread.
+ */
+async function checkAccountIsThisDatabases(connection: mysql.Connection, account: string, host: string, database: string, secret: string): Promise<void> {
+  const name = `${account}@${host}`;
+  const refuse = (why: string): never => {
+    throw new Error(
+      `account ${name} ${why}: resetting its password and grants would break whatever uses it there; no existing account was changed. ` +
+        `Give this database its own accounts (API_DB_USER, LOADER_DB_USER).`,
+    );
+  };
+  let lines: string[];
+  try {
+    const [rows] = await connection.query<mysql.RowDataPacket[]>('SHOW GRANTS FOR ?@?', [account, host]);
+    lines = rows.map((row) => String(Object.values(row)[0]));
+  } catch (error) {
+    const errno = (error as { errno?: number }).errno;
+    // 1141: no such account, nothing to protect.
+    if (errno === 1141) return;
+    try {
+      await connection.query('CREATE USER ?@? IDENTIFIED BY ?', [account, host, secret]);
+      return;
+    } catch (createError) {
+      // 1396: it exists, and this admin cannot see what it holds.
+      if ((createError as { errno?: number }).errno === 1396) {
+        refuse('exists, and this admin account cannot read its grants (SHOW GRANTS FOR needs SELECT on the mysql database) to check that it holds none on another database');
+      }
+      throw createError;
+    }
+  }
+  const elsewhere = new Set<string>();
+  for (const line of lines) {
+    const match = GRANT_LINE.exec(line);
+    if (match === null) continue;
+    const [, privileges = '', target = ''] = match;
+    if (target === '*') {
+      if (privileges.trim().toUpperCase() !== 'USAGE') refuse(`holds server-wide privileges (${privileges.trim()} ON *.*)`);
+      continue;
+    }
+    const schema = target.slice(1, -1).replaceAll('``', '`');
+    if (schema !== database) elsewhere.add(schema);
+  }
+  if (elsewhere.size > 0) refuse(`also has privileges on ${[...elsewhere].sort().map((schema) => `\`${schema}\``).join(', ')}`);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -179,7 +179,7 @@ describe('an account is one deployment\'s (audit: a rerun for another database r
     const other = await createTestDatabase('sec_db_users_other');
     try {
       await expect(createDbUsers({ adminUrl: other.url, apiPassword: `${apiPassword}-other`, loaderPassword, apiUser, loaderUser })).rejects.toThrow(
-        new RegExp(`account ${apiUser}@% also has privileges on \`${db.name}\`.*nothing was changed`),
+        new RegExp(`account ${apiUser}@% also has privileges on \`${db.name}\`.*no existing account was changed`),
       );
       // This deployment's account still logs in with its password and reads its tables.
       const still = await connect(apiUser, apiPassword);
@@ -188,6 +188,19 @@ describe('an account is one deployment\'s (audit: a rerun for another database r
         expect(Number((rows as { n: number }[])[0]?.n)).toBeGreaterThan(0);
       } finally {
         await still.end();
+      }
+      // An account with server-wide privileges is not a least-privilege one to take over either.
+      const globalUser = `oi_glob_${suffix}`;
+      const admin = await mysql.createConnection({ uri: SERVER_URL });
+      try {
+        await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [globalUser, '%', apiPassword]);
+        await admin.query('GRANT SELECT ON *.* TO ?@?', [globalUser, '%']);
+        await expect(createDbUsers({ adminUrl: other.url, apiPassword, loaderPassword, apiUser: globalUser, loaderUser: `oi_gl_${suffix}` })).rejects.toThrow(
+          /holds server-wide privileges \(SELECT ON \*\.\*\)/,
+        );
+      } finally {
+        await admin.query('DROP USER IF EXISTS ?@?', [globalUser, '%']);
+        await admin.end();
       }
       // Accounts of its own are fine there (control).
       const ownApi = `oi_api2_${suffix}`;
@@ -203,6 +216,34 @@ describe('an account is one deployment\'s (audit: a rerun for another database r
         }
       }
     } finally {
+      await other.drop();
+    }
+  });
+});
+
+describe('an admin that cannot read other accounts\' grants (audit: the check then saw nothing and went ahead)', () => {
+  it('refuses an existing account it cannot check, and still creates new ones', async () => {
+    const other = await createTestDatabase('sec_db_users_admin');
+    const adminUser = `oi_adm_${suffix}`;
+    const adminPassword = randomBytes(18).toString('base64url');
+    const root = await mysql.createConnection({ uri: SERVER_URL });
+    const fresh = [`oi_api3_${suffix}`, `oi_loader3_${suffix}`] as const;
+    try {
+      await root.query('CREATE USER ?@? IDENTIFIED BY ?', [adminUser, '%', adminPassword]);
+      await root.query('GRANT CREATE USER ON *.* TO ?@?', [adminUser, '%']);
+      await root.query(`GRANT ALL PRIVILEGES ON \`${other.name}\`.* TO ?@? WITH GRANT OPTION`, [adminUser, '%']);
+      const adminUrl = `mysql://${adminUser}:${encodeURIComponent(adminPassword)}@${new URL(SERVER_URL).host}/${other.name}`;
+      await expect(createDbUsers({ adminUrl, apiPassword: `${apiPassword}-x`, loaderPassword, apiUser, loaderUser })).rejects.toThrow(/cannot read its grants/);
+      // The other deployment's account is untouched: its password still works.
+      const still = await connect(apiUser, apiPassword);
+      await still.end();
+      // New accounts: nothing to protect, created and granted (control).
+      await createDbUsers({ adminUrl, apiPassword, loaderPassword, apiUser: fresh[0], loaderUser: fresh[1] });
+      const [grants] = await root.query('SHOW GRANTS FOR ?@?', [fresh[0], '%']);
+      expect(JSON.stringify(grants)).toContain(`\`${other.name}\`.\`fact_order_item\``);
+    } finally {
+      for (const user of [adminUser, ...fresh]) await root.query('DROP USER IF EXISTS ?@?', [user, '%']);
+      await root.end();
       await other.drop();
     }
   });

@@ -64,6 +64,8 @@ const CONNECTION_ERROR_CODES = new Set([
   'ER_CONNECTION_KILLED',
   'ER_CLIENT_INTERACTION_TIMEOUT',
   'ER_ACCESS_DENIED_ERROR',
+  // An expired password (the login passes, every statement then fails): the account cannot work.
+  'ER_MUST_CHANGE_PASSWORD',
   'ER_BAD_DB_ERROR',
   'ER_NO_SUCH_TABLE',
   'POOL_CLOSED',
@@ -167,6 +169,7 @@ export class Database {
     const attempt = async (): Promise<T> => {
       let connection: PoolConnection | undefined;
       let healthy = true;
+      let rolledBack = true;
       try {
         connection = await this.acquire();
         const active = connection;
@@ -188,11 +191,22 @@ export class Database {
           await this.withinDeadline(active, active.commit());
           return result;
         } catch (error) {
-          await active.rollback().catch(() => undefined);
+          if (keepsConnection(error)) {
+            // Bounded like every statement: a ROLLBACK to a server that stopped answering must not
+            // hold the request.
+            await this.withinDeadline(active, active.rollback()).catch(() => {
+              rolledBack = false;
+            });
+          } else {
+            // No ROLLBACK: a statement the client stopped waiting for (its timeout) may still run on
+            // the server, a lock wait for instance, and a ROLLBACK would queue behind it. The
+            // connection is dropped instead, and the server rolls back the session's transaction.
+            rolledBack = false;
+          }
           throw error;
         }
       } catch (error) {
-        healthy = !isConnectionError(error);
+        healthy = keepsConnection(error) && rolledBack;
         throw this.translate(error);
       } finally {
         if (connection !== undefined) {

@@ -75,8 +75,14 @@ async function dbPlugin(app: FastifyInstance, options: { config: Config }): Prom
       app.log.warn({ err: error }, 'database unreachable at startup; the engine is detected at the first connection');
     }
   });
+  // A connection still being opened when the pools close (a database that stopped answering)
+  // makes end() reject with that connection's error: it is logged, and the shutdown goes on to
+  // exit 0, since there is nothing left to close.
   app.addHook('onClose', async () => {
-    await Promise.all([pool.end(), probePool.end()]);
+    const closed = await Promise.allSettled([pool.end(), probePool.end()]);
+    for (const outcome of closed) {
+      if (outcome.status === 'rejected') app.log.warn({ err: outcome.reason }, 'a database connection failed while the pool was closing');
+    }
   });
 }
 

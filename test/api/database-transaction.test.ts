@@ -3,7 +3,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../src/db/client.js';
-import { Database } from '../../src/db/database.js';
+import { Database, QueryTimeoutError } from '../../src/db/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let testDb: TestDatabase;
@@ -96,5 +96,41 @@ describe('Database.transaction', () => {
       { id: 1, v: 1 },
       { id: 2, v: 1 },
     ]);
+  });
+});
+
+describe('Database.transaction, a statement stuck on a row lock (audit: the request never got an answer)', () => {
+  it('fails as a timeout at its budget, without waiting for the lock (no ROLLBACK queued behind it), and nothing it wrote is kept', async () => {
+    await testDb.pool.query('CREATE TABLE t_locked (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB');
+    await testDb.pool.query('INSERT INTO t_locked VALUES (1, 0)');
+    const shortPool = createPool(testDb.url, { connectionLimit: 2 });
+    const short = new Database(shortPool, { queryTimeoutMs: 300, acquireTimeoutMs: 1000 });
+    const locker = await testDb.pool.getConnection();
+    let release: NodeJS.Timeout | undefined;
+    try {
+      await locker.query('START TRANSACTION');
+      await locker.query('SELECT * FROM t_locked WHERE id = 1 FOR UPDATE');
+      // Released after 3 s: past it, the answer waited for the lock.
+      release = setTimeout(() => void locker.query('COMMIT'), 3_000);
+      const started = Date.now();
+      await expect(
+        short.transaction('blocked', async (tx) => {
+          await tx.write('INSERT INTO t_locked VALUES (2, 0)', []);
+          await tx.write('UPDATE t_locked SET v = v + 1 WHERE id = 1', []);
+        }),
+      ).rejects.toBeInstanceOf(QueryTimeoutError);
+      expect(Date.now() - started).toBeLessThan(1_500);
+    } finally {
+      clearTimeout(release);
+      await locker.query('COMMIT');
+      locker.release();
+    }
+    // The abandoned session's transaction is rolled back by the server once its statement ends.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const [rows] = await testDb.pool.query('SELECT id, v FROM t_locked ORDER BY id');
+    expect(rows).toEqual([{ id: 1, v: 0 }]);
+    // The pool still serves: the stuck connection was dropped, not handed out again.
+    await expect(short.transaction('after', async (tx) => tx.write('UPDATE t_locked SET v = 5 WHERE id = 1', []))).resolves.toBeDefined();
+    await shortPool.end();
   });
 });

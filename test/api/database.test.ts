@@ -6,6 +6,9 @@ import { createPool } from '../../src/db/client.js';
 import { Database, DatabaseUnavailableError, QueryTimeoutError, type SqlValue } from '../../src/db/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startStallingProxy, type StallingProxy } from '../helpers/stalling-proxy.js';
+import { buildTestApp } from '../helpers/app.js';
+import { SELLERS } from '../helpers/fixtures.js';
+import { mintToken } from '../helpers/tokens.js';
 
 let testDb: TestDatabase;
 let database: Database;
@@ -113,6 +116,23 @@ describe('Database.select, the server stops answering', () => {
       proxy.resume();
     }
     expect(await probe('SELECT ? AS v', 'answered again')).toBe('answered again');
+  });
+});
+
+describe('closing the app while a connection is still being opened (audit: SIGTERM then exited 1)', () => {
+  it('app.close() resolves: the connection that fails while the pools close is only logged', async () => {
+    const proxy = await startStallingProxy({ host: '127.0.0.1', port: 3306 });
+    proxy.stall();
+    const app = await buildTestApp(proxy.through(testDb.url), { DB_ACQUIRE_TIMEOUT_MS: '300', DB_QUERY_TIMEOUT_MS: '300' });
+    try {
+      // Readiness gives up on its probe connection after 2 s; the connection attempt goes on.
+      expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
+      expect((await app.inject({ method: 'GET', url: '/v1/order-items', headers: { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` } })).statusCode).toBe(503);
+      await expect(app.close()).resolves.toBeUndefined();
+    } finally {
+      proxy.resume();
+      await proxy.close();
+    }
   });
 });
 

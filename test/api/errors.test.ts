@@ -201,6 +201,25 @@ describe('503 when the database is unreachable', () => {
     }
   });
 
+  it('when the account\'s password has expired (login passes, every statement refused), then 503 with Retry-After (not 500)', async () => {
+    // MariaDB's default disconnect_on_expired_password=OFF lets the login through; each statement
+    // then fails with 1820 ER_MUST_CHANGE_PASSWORD.
+    const account = `oi_expired_${process.pid}`;
+    await db.pool.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [account, '%', 'expired-password']);
+    await db.pool.query(`GRANT SELECT ON \`${db.name}\`.* TO ?@?`, [account, '%']);
+    await db.pool.query('ALTER USER ?@? PASSWORD EXPIRE', [account, '%']);
+    const expired = await buildTestApp(db.url.replace('mysql://root@', `mysql://${account}:expired-password@`), {}, {});
+    try {
+      const response = await request(expired.server).get('/v1/order-items').set(alpha);
+      expectProblem(response, 503);
+      expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+      expect(response.text).not.toMatch(/password|1820/i);
+    } finally {
+      await expired.close();
+      await db.pool.query('DROP USER IF EXISTS ?@?', [account, '%']);
+    }
+  });
+
   it('when the database lacks this version\'s migrations, then readyz is 503 until they are applied', async () => {
     const behind = await createTestDatabase('errors_behind');
     const app = await buildTestApp(behind.url);

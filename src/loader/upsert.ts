@@ -215,11 +215,14 @@ export function inList(values: readonly string[]): string {
 // and parse in the server. Where the server refuses LOAD DATA LOCAL (local_infile off), the same
 // table is filled with a multi-row INSERT and everything else stays the same.
 //
-// The multi-table UPDATEs also name their indexes (FORCE INDEX): an UPDATE reads the joined
-// tables with locks, and when the statistics are stale (tables loaded since, a server restarted
-// after a crash) the optimizer took a full scan of a tiny-looking table with a join buffer. It then
-// locked every row of it, other writers' rows included, and the writers deadlocked chunk after
-// chunk (the rerun after "database lost mid-load" in test/reliability/loader-faults.test.ts).
+// Every join from a staging table names its index (FORCE INDEX): when the statistics are stale
+// (tables loaded since, a server restarted after a crash: InnoDB then counted 0 rows in a
+// 60,000-row fact_order) the optimizer took a full scan of a tiny-looking table with a join
+// buffer. In the multi-table UPDATEs that locked every row of it, other writers' rows included,
+// and the writers deadlocked chunk after chunk (the rerun after "database lost mid-load" in
+// test/reliability/loader-faults.test.ts); in the INSERT … SELECTs it made each items chunk scan
+// the whole order table (an audit's rerun after a crash: 254 s instead of 6 s, and every later
+// load as slow, since unchanged upserts never refresh the statistics).
 //
 // Joining from a table rather than an `IN (…)` list matters: MariaDB turns lists of 1,000+ values
 // into a subquery or a range the optimizer may answer with a full scan of the target, which made
@@ -635,8 +638,8 @@ export async function findItemReferenceProblems(db: Queryable): Promise<ItemRefe
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT s.line, o.order_id IS NULL AS unknown_order, x.seller_id IS NULL AS unknown_seller
        FROM ${STAGING.items.name} s
-       LEFT JOIN fact_order o ON o.order_id = s.order_id
-       LEFT JOIN dim_seller x ON x.seller_id = s.seller_id
+       LEFT JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = s.order_id
+       LEFT JOIN dim_seller x FORCE INDEX (PRIMARY) ON x.seller_id = s.seller_id
       WHERE o.order_id IS NULL OR x.seller_id IS NULL
       ORDER BY s.line`,
   );
@@ -658,8 +661,8 @@ export async function upsertItems(db: Queryable, batchId: string): Promise<{ sel
     { table: 'fact_order_item', columns: ['order_id', 'order_item_id', ...ITEM_ATTRIBUTES], updated: ITEM_ATTRIBUTES },
     's.order_id, s.order_item_id, s.product_id, s.seller_id, s.shipping_limit_at, s.price, s.freight_value, o.purchased_at',
     `${STAGING.items.name} s
-       STRAIGHT_JOIN fact_order o ON o.order_id = s.order_id
-       STRAIGHT_JOIN dim_seller x ON x.seller_id = s.seller_id`,
+       STRAIGHT_JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = s.order_id
+       STRAIGHT_JOIN dim_seller x FORCE INDEX (PRIMARY) ON x.seller_id = s.seller_id`,
   );
 }
 
@@ -708,10 +711,10 @@ export async function refreshWideForItems(db: Queryable): Promise<void> {
             i.price, i.freight_value, i.shipping_limit_at, o.order_status, o.approved_at, o.delivered_carrier_at,
             o.delivered_customer_at, o.estimated_delivery_at, c.state, i.batch_id
        FROM ${STAGING.items.name} s
-       STRAIGHT_JOIN fact_order_item i ON i.order_id = s.order_id AND i.order_item_id = s.order_item_id
-       STRAIGHT_JOIN fact_order o ON o.order_id = i.order_id
-       LEFT JOIN dim_product p ON p.product_id = i.product_id
-       LEFT JOIN dim_customer c ON c.customer_id = o.customer_id
+       STRAIGHT_JOIN fact_order_item i FORCE INDEX (PRIMARY) ON i.order_id = s.order_id AND i.order_item_id = s.order_item_id
+       STRAIGHT_JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = i.order_id
+       LEFT JOIN dim_product p FORCE INDEX (PRIMARY) ON p.product_id = i.product_id
+       LEFT JOIN dim_customer c FORCE INDEX (PRIMARY) ON c.customer_id = o.customer_id
      ON DUPLICATE KEY UPDATE ${WIDE_UPSERT_SET}`,
   );
 }
@@ -838,8 +841,8 @@ async function markSummaryForMovedOrders(db: Queryable, batchId: string, writer:
 export async function markSummaryForRecategorizedProducts(db: Queryable, batchId: string, partition: number): Promise<void> {
   await db.query(`${markPrefix(batchId, partition)}, w.seller_id, DATE(w.purchased_at)
        FROM ${STAGING.products.name} s
-       STRAIGHT_JOIN dim_product p ON p.product_id = s.product_id
-       STRAIGHT_JOIN order_item_wide w ON w.product_id = s.product_id
+       STRAIGHT_JOIN dim_product p FORCE INDEX (PRIMARY) ON p.product_id = s.product_id
+       STRAIGHT_JOIN order_item_wide w FORCE INDEX (ix_wide_product) ON w.product_id = s.product_id
       WHERE NOT (w.product_category <=> p.category_name_english)`);
 }
 
@@ -953,7 +956,7 @@ async function recomputeSellerRange(
         `INSERT INTO order_item_daily_summary (seller_id, purchase_date, category_key, item_count, revenue, freight)
          SELECT w.seller_id, DATE(w.purchased_at), COALESCE(w.product_category, ''), COUNT(*), SUM(w.price), SUM(w.freight_value)
            FROM (SELECT DISTINCT p.seller_id FROM tmp_summary_pair p ${sliceRange}) r
-           STRAIGHT_JOIN order_item_wide w ON w.seller_id = r.seller_id
+           STRAIGHT_JOIN order_item_wide w FORCE INDEX (PRIMARY) ON w.seller_id = r.seller_id
            STRAIGHT_JOIN tmp_summary_pair p ON p.seller_id = w.seller_id AND p.purchase_date = DATE(w.purchased_at)
           ${sliceRange}
           GROUP BY w.seller_id, DATE(w.purchased_at), COALESCE(w.product_category, '')

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadDatabaseUrl } from '../config.js';
 import { LoadError, loadBatch } from './load-batch.js';
 
-const USAGE = 'usage: npm run load -- --dir <folder> [--source <name>] [--ingested-at <ISO 8601>] [--chunk-size <n>]';
+const USAGE = 'usage: npm run load -- --dir <folder> [--source <name>] [--ingested-at <ISO 8601>] [--chunk-size <n>] [--stall-timeout <seconds>]';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`error: ${message}\n`);
@@ -15,7 +15,7 @@ function fail(message: string, code: number): never {
 }
 
 async function main(): Promise<void> {
-  let values: { dir?: string; source?: string; 'ingested-at'?: string; 'chunk-size'?: string; help?: boolean };
+  let values: { dir?: string; source?: string; 'ingested-at'?: string; 'chunk-size'?: string; 'stall-timeout'?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       options: {
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
         source: { type: 'string' },
         'ingested-at': { type: 'string' },
         'chunk-size': { type: 'string' },
+        'stall-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -40,6 +41,14 @@ async function main(): Promise<void> {
   if (values['chunk-size'] !== undefined) {
     chunkSize = Number(values['chunk-size']);
     if (!/^\d+$/.test(values['chunk-size'])) fail(`--chunk-size must be a positive integer`, 2);
+  }
+
+  let stallTimeoutMs: number | undefined;
+  if (values['stall-timeout'] !== undefined) {
+    if (!/^\d{1,6}(?:\.\d{1,3})?$/.test(values['stall-timeout']) || Number(values['stall-timeout']) < 0.1) {
+      fail('--stall-timeout must be a number of seconds, at least 0.1', 2);
+    }
+    stallTimeoutMs = Math.round(Number(values['stall-timeout']) * 1000);
   }
 
   let databaseUrl: string;
@@ -63,6 +72,7 @@ async function main(): Promise<void> {
       source: values.source,
       ingestedAt: values['ingested-at'],
       chunkSize,
+      stallTimeoutMs,
       log: (message) => process.stderr.write(`[loader] ${message}\n`),
     });
     process.stdout.write(`${JSON.stringify(summary)}\n`);

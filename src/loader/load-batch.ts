@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { createPool } from '../db/client.js';
+import { DEFAULT_STALL_TIMEOUT_MS, DatabaseStalledError, dropConnection, startHeartbeat, type Heartbeat } from './heartbeat.js';
 import { migrationState } from '../db/migrate.js';
 import { parseIsoInstant } from '../http/timestamps.js';
 import { uuidv7 } from './batch-id.js';
@@ -86,6 +87,11 @@ export interface LoadOptions {
   log?: (message: string) => void;
   /** Aborts the load (the CLI's SIGINT/SIGTERM): the batch is marked failed, as on any error. */
   signal?: AbortSignal;
+  /**
+   * How long the database may leave a ping unanswered before the load gives up on it (a paused
+   * server, a network black hole); default 30 s.
+   */
+  stallTimeoutMs?: number;
 }
 
 export interface FileSummary {
@@ -492,9 +498,18 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
   const writers = options.writers ?? DEFAULT_WRITERS;
   // Writers, one connection for bookkeeping, one that holds the batch's liveness lock.
   const pool: Pool = createPool(options.databaseUrl, { connectionLimit: writers + 2 });
+  const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  if (!Number.isInteger(stallTimeoutMs) || stallTimeoutMs < 100) {
+    throw new LoadError(`invalid stall timeout ${stallTimeoutMs} ms: an integer of at least 100`, 'input');
+  }
   const batchId = uuidv7(ingestedAt.getTime(), began);
   let batchStarted = false;
   let liveness: PoolConnection | undefined;
+  let bookkeeping: PoolConnection | undefined;
+  let heartbeat: Heartbeat | undefined;
+  let stalled: DatabaseStalledError | undefined;
+  // Every connection the load holds: what a stalled database makes it drop.
+  const held: PoolConnection[] = [];
   const stats = new Map<FileKind, FileStats>();
   try {
     // A database an older (or no) migration left would take the rows under other rules (case-
@@ -508,11 +523,20 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     }
     const startedAt = sqlTimestamp(new Date());
     liveness = await pool.getConnection();
+    held.push(liveness);
     await holdBatchLock(liveness, batchId);
-    await insertBatch(pool, { batchId, source, createdAt: sqlTimestamp(ingestedAt) });
+    heartbeat = startHeartbeat(liveness, stallTimeoutMs, (error) => {
+      stalled = error;
+      log(error.message);
+      // Dropped, every statement waiting on them fails at once, and the batch with them.
+      for (const conn of held) dropConnection(conn, error);
+    });
+    bookkeeping = await pool.getConnection();
+    held.push(bookkeeping);
+    await insertBatch(bookkeeping, { batchId, source, createdAt: sqlTimestamp(ingestedAt) });
     batchStarted = true;
-    await startStage(pool, { batchId, stage: 'landing', startedAt });
-    await startStage(pool, { batchId, stage: 'staging', startedAt });
+    await startStage(bookkeeping, { batchId, stage: 'landing', startedAt });
+    await startStage(bookkeeping, { batchId, stage: 'staging', startedAt });
     log(`batch ${batchId} started (source ${source})`);
 
     const conns: PoolConnection[] = [];
@@ -522,6 +546,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       for (let i = 0; i < writers; i += 1) {
         const conn = await pool.getConnection();
         conns.push(conn);
+        held.push(conn);
         // The first connection finds out whether the server accepts LOAD DATA LOCAL; the others follow.
         staging = await prepareConnection(conn, staging);
       }
@@ -547,7 +572,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       await ctx.writer.drain();
       // The translations of this batch are committed (drained): products look them up. No other
       // drain is needed before the products, whose chunks then overlap the customers' last ones.
-      const translations = await readTranslations(pool);
+      const translations = await readTranslations(bookkeeping);
       await loadFile(ctx, 'sellers', async (c, rows) => {
         await upsertSellers(c, batchId, rows.map((r) => r.row));
       });
@@ -685,7 +710,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       let stagingRejected = 0;
       for (const kind of LOAD_ORDER) {
         const s = stats.get(kind) ?? newFileStats();
-        const written = await countWritten(pool, kind, batchId);
+        const written = await countWritten(bookkeeping, kind, batchId);
         // Products renamed by a translation carry this batch's id but were not in its products file.
         const loaded = kind === 'products' ? written - renamedProducts : written;
         files[FILES[kind]] = {
@@ -701,7 +726,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         stagingOut += loaded;
         stagingRejected += s.referenceRejected;
       }
-      await finishStage(pool, {
+      await finishStage(bookkeeping, {
         batchId,
         stage: 'landing',
         finishedAt: landingFinishedAt,
@@ -710,7 +735,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         rowsOut: landingOut,
         rowsRejected: landingRejected,
       });
-      await finishStage(pool, {
+      await finishStage(bookkeeping, {
         batchId,
         stage: 'staging',
         finishedAt: sqlTimestamp(new Date()),
@@ -719,7 +744,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         rowsOut: stagingOut,
         rowsRejected: stagingRejected,
       });
-      await setBatchStatus(pool, batchId, 'succeeded');
+      await setBatchStatus(bookkeeping, batchId, 'succeeded');
       const summary: LoadSummary = { batchId, status: 'succeeded', files, durationMs: Date.now() - began };
       log(`batch ${batchId} succeeded in ${summary.durationMs} ms`);
       return summary;
@@ -731,7 +756,9 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     }
   } catch (error) {
     if (error instanceof LoadError) throw error;
-    const message = error instanceof Error ? error.message : String(error);
+    // A stalled database fails the statements with "connection closed": the cause is the stall.
+    const cause = stalled ?? error;
+    const message = cause instanceof Error ? cause.message : String(cause);
     if (batchStarted) {
       // The original error is what the caller must see; a failure to record it is logged.
       await failBatch(pool, batchId, sqlTimestamp(new Date()), countsSoFar(stats)).catch((recordError: unknown) => {
@@ -741,11 +768,25 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     }
     throw new LoadError(`cannot start the batch: ${message}`, 'failed');
   } finally {
-    liveness?.release();
-    // Closing the connections of a server that just died can fail (ECONNRESET); that must not
-    // replace the batch's outcome, already decided and recorded above.
-    await pool.end().catch((error: unknown) => {
-      log(`closing the database connections: ${error instanceof Error ? error.message : String(error)}`);
-    });
+    heartbeat?.stop();
+    if (stalled === undefined) {
+      liveness?.release();
+      bookkeeping?.release();
+    }
+    // Closing the connections of a server that just died can fail (ECONNRESET), and those of a
+    // server that stopped answering never close; neither may replace the batch's outcome, already
+    // decided and recorded above, nor hold the caller.
+    let closing: NodeJS.Timeout | undefined;
+    await Promise.race([
+      pool.end(),
+      new Promise<void>((resolve) => {
+        closing = setTimeout(resolve, Math.min(stallTimeoutMs, 5_000));
+        closing.unref();
+      }),
+    ])
+      .catch((error: unknown) => {
+        log(`closing the database connections: ${error instanceof Error ? error.message : String(error)}`);
+      })
+      .finally(() => clearTimeout(closing));
   }
 }

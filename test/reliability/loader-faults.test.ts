@@ -29,11 +29,12 @@ interface LoaderRun {
 function runLoader(
   databaseUrl: string,
   dir: string,
-  options: { ingestedAt?: string; killWhen?: RegExp; afterMs?: number; onLine?: (line: string) => void } = {},
+  options: { ingestedAt?: string; killWhen?: RegExp; afterMs?: number; onLine?: (line: string) => void; extraArgs?: string[] } = {},
 ): Promise<LoaderRun> {
   return new Promise((resolve, reject) => {
     const args = ['--import', 'tsx', 'src/loader/cli.ts', '--dir', dir, '--chunk-size', '500'];
     if (options.ingestedAt !== undefined) args.push('--ingested-at', options.ingestedAt);
+    if (options.extraArgs !== undefined) args.push(...options.extraArgs);
     const child = spawn(process.execPath, args, {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: databaseUrl },
@@ -184,6 +185,32 @@ describe('database lost mid-load', () => {
 
     await server.restart();
     expect((await batches(url)).every((b) => b.status !== 'succeeded')).toBe(true);
+    const rerun = await runLoader(url, folder);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(await fingerprint(url)).toEqual(referenceFingerprint);
+  }, 120_000);
+
+  it('paused mid-load (SIGSTOP: nothing answers, nothing closes): fails at the stall timeout, not never; the rerun converges', async () => {
+    const url = server.url('oi_loader_paused');
+    await migrateDatabase(url);
+    let pausedAt: number | undefined;
+    const run = await runLoader(url, folder, {
+      extraArgs: ['--stall-timeout', '2'],
+      onLine: (line) => {
+        if (pausedAt === undefined && /olist_customers_dataset\.csv: read/.test(line)) {
+          pausedAt = Date.now();
+          server.pause();
+        }
+      },
+    });
+    const failedAfterMs = Date.now() - (pausedAt ?? Date.now());
+    server.resume();
+    expect(pausedAt, run.stderr).toBeDefined();
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/^error: batch \S+ failed: the database stopped answering: no reply to a ping within 2 s$/m);
+    // The 2 s timeout, a ping interval, and the pool's 5 s connect timeout to mark the batch failed.
+    expect(failedAfterMs).toBeLessThan(15_000);
+
     const rerun = await runLoader(url, folder);
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(await fingerprint(url)).toEqual(referenceFingerprint);

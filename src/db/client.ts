@@ -58,7 +58,9 @@ export function createPool(databaseUrl: string, settings: PoolSettings = {}): Po
   const pool = mysql.createPool(poolOptions(databaseUrl, settings));
   // Every session works in UTC so NOW() and CURRENT_TIMESTAMP agree with the stored values.
   pool.on('connection', (connection) => {
-    connection.query("SET time_zone = '+00:00'");
+    // A session that could not be put in UTC is not used (its NOW() would be another zone's);
+    // without the catch, the refusal would be an unhandled rejection, i.e. a crash.
+    connection.query("SET time_zone = '+00:00'").catch(() => connection.destroy());
   });
   return pool;
 }

@@ -1,5 +1,6 @@
 // One place for mysql2 pool options, shared by the API, the loader and the tests.
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import type { PoolConnection as CorePoolConnection } from 'mysql2';
 
 export interface PoolSettings {
   /** Upper bound on open connections. */
@@ -58,9 +59,13 @@ export function createPool(databaseUrl: string, settings: PoolSettings = {}): Po
   const pool = mysql.createPool(poolOptions(databaseUrl, settings));
   // Every session works in UTC so NOW() and CURRENT_TIMESTAMP agree with the stored values.
   pool.on('connection', (connection) => {
+    // mysql2 hands this event its callback-API connection, whatever the typing says.
+    const core = connection as unknown as CorePoolConnection;
     // A session that could not be put in UTC is not used (its NOW() would be another zone's);
-    // without the catch, the refusal would be an unhandled rejection, i.e. a crash.
-    connection.query("SET time_zone = '+00:00'").catch(() => connection.destroy());
+    // without the callback, the refusal would be an unhandled error event, i.e. a crash.
+    core.query("SET time_zone = '+00:00'", (error) => {
+      if (error !== null) core.destroy();
+    });
   });
   return pool;
 }

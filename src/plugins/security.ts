@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, preParsingHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { Config } from '../config.js';
@@ -107,18 +107,22 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
   });
   // Fastify reads a body as sent, whatever Content-Encoding says: plain JSON labelled gzip would be
   // accepted, a gzip body refused as malformed JSON. No coding is supported: 415, as RFC 9110
-  // §15.5.16 says for a content coding the server does not accept.
-  // Only routes that read a body: elsewhere the body is never parsed, and a GET, a 404 or a 405
-  // keeps its own answer.
-  app.addHook('preParsing', (request, _reply, payload, done) => {
+  // §15.5.16 says for a content coding the server does not accept. Only on routes that read a
+  // body (elsewhere it is never parsed, and a GET, a 404 or a 405 keeps its own answer), so the
+  // data routes carry no hook for it.
+  const refuseContentCoding: preParsingHookHandler = (request, _reply, payload, done) => {
     const coding = request.headers['content-encoding'];
-    const readsBody = request.routeOptions.schema?.body !== undefined;
     const hasBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
-    if (readsBody && hasBody && coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+    if (hasBody && coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
       done(new HttpProblem('unsupportedMediaType', 415, 'request bodies must not be content-encoded (Content-Encoding is not supported)'));
       return;
     }
     done(null, payload);
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.body === undefined) return;
+    const existing = route.preParsing === undefined ? [] : Array.isArray(route.preParsing) ? route.preParsing : [route.preParsing];
+    route.preParsing = [refuseContentCoding, ...existing];
   });
   const headers = responseHeaders();
   app.addHook('onRequest', (request, reply, done) => {

@@ -2,14 +2,13 @@
 // written on a raw socket, since no HTTP client sends them. The answer must be a complete HTTP/1.1
 // problem+json response that closes the connection, with the headers of every other response.
 import net from 'node:net';
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, GENERATED_REQUEST_ID, STANDARD_RESPONSE_HEADERS } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { SELLERS, seedMarketplace } from '../helpers/fixtures.js';
 import { mintToken } from '../helpers/tokens.js';
-import { auth, http, listen, PROBLEM } from './support.js';
+import { auth, http, listen, logCapture, PROBLEM } from './support.js';
 
 const UUID = GENERATED_REQUEST_ID;
 
@@ -197,14 +196,8 @@ describe('a refused request is logged without its bytes', () => {
   // Node's parser error carries the request as read (`rawPacket`, a byte array): logged as is, it
   // would hold the bearer token, hidden from a text search as numbers.
   it('at debug level, neither the token nor the cookie appears, as text or as bytes', async () => {
-    const chunks: string[] = [];
-    const logStream = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        chunks.push(chunk.toString());
-        done();
-      },
-    });
-    const logged = await buildTestApp(db.url, { LOG_LEVEL: 'debug' }, { logStream });
+    const logs = logCapture();
+    const logged = await buildTestApp(db.url, { LOG_LEVEL: 'debug' }, { logStream: logs.stream });
     const loggedPort = Number(new URL(await listen(logged)).port);
     const token = mintToken({ sellerId: SELLERS.alpha });
     const cookie = `session=${'c'.repeat(17 * 1024)}`;
@@ -216,7 +209,7 @@ describe('a refused request is logged without its bytes', () => {
     } finally {
       await logged.close();
     }
-    const lines = chunks.join('').split('\n').filter((line) => line !== '');
+    const lines = logs.text().split('\n').filter((line) => line !== '');
     const clientErrors = lines.filter((line) => line.includes('"client error"'));
     expect(clientErrors, 'both refusals were logged').toHaveLength(2);
     // Every array of byte values anywhere in the log, decoded, joins the text searched.

@@ -1,7 +1,7 @@
 // OWASP API Security Top 10 (2023), applied to this API over real HTTP against MariaDB with three
 // sellers that share orders: BOLA (API1), response properties (API3), resource limits (API4),
 // function-level authorization (API5), misconfiguration (API8), injection, transport limits.
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -12,7 +12,7 @@ import { buildTestApp, testConfig } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { FIXTURE_BATCH, SELLERS, hexId, seedMarketplace, type FixtureItem } from '../helpers/fixtures.js';
 import { mintToken } from '../helpers/tokens.js';
-import { auth, expectProblem, expectUnauthorized, http, listen, type HttpResult } from './support.js';
+import { auth, expectProblem, expectUnauthorized, http, listen, logCapture, type HttpResult } from './support.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its type is the module namespace.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
@@ -473,14 +473,8 @@ describe('API8: security misconfiguration', () => {
     // the app's redact paths the token would be printed verbatim and the test would fail.
     type Options = NonNullable<Parameters<typeof buildApp>[1]>;
     async function capture(options: (stream: Writable) => Options): Promise<{ lines: Record<string, unknown>[]; raw: string; token: string }> {
-      const chunks: string[] = [];
-      const stream = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          chunks.push(chunk.toString());
-          done();
-        },
-      });
-      const logged = await buildApp(testConfig(db.url, { LOG_LEVEL: 'info' }), options(stream));
+      const logs = logCapture();
+      const logged = await buildApp(testConfig(db.url, { LOG_LEVEL: 'info' }), options(logs.stream));
       logged.addHook('onRequest', async (request) => {
         request.log.info({ headers: request.headers }, 'request headers');
       });
@@ -490,7 +484,7 @@ describe('API8: security misconfiguration', () => {
       const result = await http(`${loggedBase}/v1/order-items?limit=1`, { headers: { ...auth(token), cookie: `session=${token}` } });
       expect(result.status).toBe(200);
       await logged.close();
-      const raw = chunks.join('');
+      const raw = logs.text();
       return { raw, token, lines: raw.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) };
     }
 
@@ -515,14 +509,8 @@ describe('API8: security misconfiguration', () => {
     });
 
     it('a token sent in the query string (refused: 401) is not logged with the URL, nor a cursor', async () => {
-      const chunks: string[] = [];
-      const stream = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          chunks.push(chunk.toString());
-          done();
-        },
-      });
-      const logged = await buildApp(testConfig(db.url, { LOG_LEVEL: 'info' }), { logStream: stream });
+      const logs = logCapture();
+      const logged = await buildApp(testConfig(db.url, { LOG_LEVEL: 'info' }), { logStream: logs.stream });
       await logged.ready();
       const loggedBase = await listen(logged);
       const token = mintToken({ sellerId: SELLERS.alpha, claims: { jti: randomBytes(8).toString('hex') } });
@@ -533,7 +521,7 @@ describe('API8: security misconfiguration', () => {
       expect((await http(`${loggedBase}/v1/order-items?limit=1&t=${token}`)).status).toBe(401);
       expect((await http(`${loggedBase}/v1/order-items?limit=1&cursor=secret-cursor-text`)).status).toBe(401);
       await logged.close();
-      const raw = chunks.join('');
+      const raw = logs.text();
       expect(raw).toContain('access_token=[redacted]');
       expect(raw).toContain('/v1/order-items?limit=1');
       expect(raw).not.toContain(signature);

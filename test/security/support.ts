@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 // Shared by the black-box security tests: a listening app on a random loopback port, raw JWT
 // crafting (so a test can produce tokens no well-behaved library would), and small HTTP helpers.
 import { createHmac, createPrivateKey, sign, type KeyObject } from 'node:crypto';
@@ -120,4 +121,16 @@ export function expectProblem(result: HttpResult, status: number, label = ''): R
   expect(typeof body.title, label).toBe('string');
   expect(typeof body.type, label).toBe('string');
   return body;
+}
+
+/** A log destination that keeps what the app writes: `text()` is every line so far. */
+export function logCapture(): { stream: Writable; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  return { stream, text: () => chunks.join('') };
 }

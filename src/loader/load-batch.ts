@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { createPool } from '../db/client.js';
-import { DEFAULT_STALL_TIMEOUT_MS, DatabaseStalledError, dropConnection, startHeartbeat, type Heartbeat } from './heartbeat.js';
+import { DEFAULT_STALL_TIMEOUT_MS, dropConnection, LoadInterruptedError, startHeartbeat, type Heartbeat } from './heartbeat.js';
 import { migrationState } from '../db/migrate.js';
 import { parseIsoInstant } from '../http/timestamps.js';
 import { uuidv7 } from './batch-id.js';
@@ -495,21 +495,23 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     throw new LoadError(`folder rejected, nothing loaded:\n  ${problems.join('\n  ')}`, 'input');
   }
 
-  const writers = options.writers ?? DEFAULT_WRITERS;
-  // Writers, one connection for bookkeeping, one that holds the batch's liveness lock.
-  const pool: Pool = createPool(options.databaseUrl, { connectionLimit: writers + 2 });
   const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   if (!Number.isInteger(stallTimeoutMs) || stallTimeoutMs < 100) {
     throw new LoadError(`invalid stall timeout ${stallTimeoutMs} ms: an integer of at least 100`, 'input');
   }
+
+  const writers = options.writers ?? DEFAULT_WRITERS;
+  // Writers, one connection for bookkeeping, one that holds the batch's liveness lock.
+  const pool: Pool = createPool(options.databaseUrl, { connectionLimit: writers + 2 });
+  // Every connection the pool opens: what an interrupted load drops. Bookkeeping goes through the
+  // pool (an idle connection the server closed is replaced there), so no list of held ones would do.
+  const opened = new Set<unknown>();
+  pool.on('connection', (connection) => opened.add(connection));
   const batchId = uuidv7(ingestedAt.getTime(), began);
   let batchStarted = false;
   let liveness: PoolConnection | undefined;
-  let bookkeeping: PoolConnection | undefined;
   let heartbeat: Heartbeat | undefined;
-  let stalled: DatabaseStalledError | undefined;
-  // Every connection the load holds: what a stalled database makes it drop.
-  const held: PoolConnection[] = [];
+  let interrupted: LoadInterruptedError | undefined;
   const stats = new Map<FileKind, FileStats>();
   try {
     // A database an older (or no) migration left would take the rows under other rules (case-
@@ -523,20 +525,17 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     }
     const startedAt = sqlTimestamp(new Date());
     liveness = await pool.getConnection();
-    held.push(liveness);
     await holdBatchLock(liveness, batchId);
     heartbeat = startHeartbeat(liveness, stallTimeoutMs, (error) => {
-      stalled = error;
+      interrupted = error;
       log(error.message);
       // Dropped, every statement waiting on them fails at once, and the batch with them.
-      for (const conn of held) dropConnection(conn, error);
+      for (const connection of opened) dropConnection(connection, error);
     });
-    bookkeeping = await pool.getConnection();
-    held.push(bookkeeping);
-    await insertBatch(bookkeeping, { batchId, source, createdAt: sqlTimestamp(ingestedAt) });
+    await insertBatch(pool, { batchId, source, createdAt: sqlTimestamp(ingestedAt) });
     batchStarted = true;
-    await startStage(bookkeeping, { batchId, stage: 'landing', startedAt });
-    await startStage(bookkeeping, { batchId, stage: 'staging', startedAt });
+    await startStage(pool, { batchId, stage: 'landing', startedAt });
+    await startStage(pool, { batchId, stage: 'staging', startedAt });
     log(`batch ${batchId} started (source ${source})`);
 
     const conns: PoolConnection[] = [];
@@ -546,7 +545,6 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       for (let i = 0; i < writers; i += 1) {
         const conn = await pool.getConnection();
         conns.push(conn);
-        held.push(conn);
         // The first connection finds out whether the server accepts LOAD DATA LOCAL; the others follow.
         staging = await prepareConnection(conn, staging);
       }
@@ -572,7 +570,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       await ctx.writer.drain();
       // The translations of this batch are committed (drained): products look them up. No other
       // drain is needed before the products, whose chunks then overlap the customers' last ones.
-      const translations = await readTranslations(bookkeeping);
+      const translations = await readTranslations(pool);
       await loadFile(ctx, 'sellers', async (c, rows) => {
         await upsertSellers(c, batchId, rows.map((r) => r.row));
       });
@@ -710,7 +708,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
       let stagingRejected = 0;
       for (const kind of LOAD_ORDER) {
         const s = stats.get(kind) ?? newFileStats();
-        const written = await countWritten(bookkeeping, kind, batchId);
+        const written = await countWritten(pool, kind, batchId);
         // Products renamed by a translation carry this batch's id but were not in its products file.
         const loaded = kind === 'products' ? written - renamedProducts : written;
         files[FILES[kind]] = {
@@ -726,7 +724,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         stagingOut += loaded;
         stagingRejected += s.referenceRejected;
       }
-      await finishStage(bookkeeping, {
+      await finishStage(pool, {
         batchId,
         stage: 'landing',
         finishedAt: landingFinishedAt,
@@ -735,7 +733,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         rowsOut: landingOut,
         rowsRejected: landingRejected,
       });
-      await finishStage(bookkeeping, {
+      await finishStage(pool, {
         batchId,
         stage: 'staging',
         finishedAt: sqlTimestamp(new Date()),
@@ -744,7 +742,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
         rowsOut: stagingOut,
         rowsRejected: stagingRejected,
       });
-      await setBatchStatus(bookkeeping, batchId, 'succeeded');
+      await setBatchStatus(pool, batchId, 'succeeded');
       const summary: LoadSummary = { batchId, status: 'succeeded', files, durationMs: Date.now() - began };
       log(`batch ${batchId} succeeded in ${summary.durationMs} ms`);
       return summary;
@@ -756,8 +754,8 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     }
   } catch (error) {
     if (error instanceof LoadError) throw error;
-    // A stalled database fails the statements with "connection closed": the cause is the stall.
-    const cause = stalled ?? error;
+    // An interrupted load fails its statements with the interruption, or with "connection closed".
+    const cause = interrupted ?? error;
     const message = cause instanceof Error ? cause.message : String(cause);
     if (batchStarted) {
       // The original error is what the caller must see; a failure to record it is logged.
@@ -769,10 +767,7 @@ export async function loadBatch(options: LoadOptions): Promise<LoadSummary> {
     throw new LoadError(`cannot start the batch: ${message}`, 'failed');
   } finally {
     heartbeat?.stop();
-    if (stalled === undefined) {
-      liveness?.release();
-      bookkeeping?.release();
-    }
+    liveness?.release();
     // Closing the connections of a server that just died can fail (ECONNRESET), and those of a
     // server that stopped answering never close; neither may replace the batch's outcome, already
     // decided and recorded above, nor hold the caller.

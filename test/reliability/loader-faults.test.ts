@@ -190,6 +190,52 @@ describe('database lost mid-load', () => {
     expect(await fingerprint(url)).toEqual(referenceFingerprint);
   }, 120_000);
 
+  it('a load longer than the server\'s wait_timeout succeeds: idle pooled connections are replaced, pings keep the batch lock\'s', async () => {
+    const url = server.url('oi_loader_wait_timeout');
+    await migrateDatabase(url);
+    // Four times the shared folder: a load of several seconds, so that a connection left idle from
+    // the first file to the last outlives the server's 1 s wait_timeout.
+    const larger = `${folder}-larger`;
+    await generateDataset({ out: larger, sellers: 40, orders: ORDERS * 4, seed: 12 });
+    await server.admin((conn) => conn.query('SET GLOBAL wait_timeout = 1'));
+    try {
+      const started = Date.now();
+      const run = await runLoader(url, larger, { extraArgs: ['--stall-timeout', '1.5'] });
+      expect(run.code, run.stderr).toBe(0);
+      expect(Date.now() - started).toBeGreaterThan(2_000);
+      const [[batch]] = await server.admin((conn) => conn.query<mysql.RowDataPacket[]>(`SELECT status FROM \`oi_loader_wait_timeout\`.etl_batch`));
+      expect(batch?.status).toBe('succeeded');
+    } finally {
+      await server.admin((conn) => conn.query('SET GLOBAL wait_timeout = 28800'));
+      await rm(larger, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('the connection holding the batch lock killed mid-load: the load fails (its lock is gone), the rerun converges', async () => {
+    const url = server.url('oi_loader_lock_lost');
+    await migrateDatabase(url);
+    let killing: Promise<unknown> | undefined;
+    const run = await runLoader(url, folder, {
+      // Pings every 100 ms: the load (under a second) sees the loss before it ends.
+      extraArgs: ['--stall-timeout', '0.3'],
+      onLine: (line) => {
+        const batchId = /batch (\S+) started/.exec(line)?.[1];
+        if (killing === undefined && batchId !== undefined) {
+          killing = server.admin(async (conn) => {
+            const [[holder]] = await conn.query<mysql.RowDataPacket[]>('SELECT IS_USED_LOCK(?) AS id', [`order-items-batch:${batchId}`]);
+            await conn.query(`KILL ${Number(holder?.id)}`);
+          });
+        }
+      },
+    });
+    await killing;
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/^error: batch \S+ failed: the connection holding the batch's lock was lost/m);
+    const rerun = await runLoader(url, folder);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(await fingerprint(url)).toEqual(referenceFingerprint);
+  }, 120_000);
+
   it('paused mid-load (SIGSTOP: nothing answers, nothing closes): fails at the stall timeout, not never; the rerun converges', async () => {
     const url = server.url('oi_loader_paused');
     await migrateDatabase(url);

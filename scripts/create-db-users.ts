@@ -64,13 +64,10 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
   // come from the constant lists above; account names, host and passwords are escaped values.
   const on = (table: string): string => `\`${database}\`.\`${table}\``;
   try {
-    // Before any change to an existing account: another deployment must not lose it.
-    for (const [account, secret] of [
+    await checkAccountsAreThisDatabases(connection, host, database, [
       [apiUser, options.apiPassword],
       [loaderUser, options.loaderPassword],
-    ] as const) {
-      await checkAccountIsThisDatabases(connection, account, host, database, secret);
-    }
+    ]);
     const accounts: [string, string, string, [string, readonly string[]][]][] = [
       [apiUser, options.apiPassword, 'api', [['SELECT', [...SERVING_TABLES, ...MIGRATION_TABLES]], ['INSERT, UPDATE', API_WRITE_TABLES]]],
       [loaderUser, options.loaderPassword, 'loader', [['SELECT, INSERT, UPDATE, DELETE', LOADER_TABLES], ['SELECT', MIGRATION_TABLES]]],
@@ -94,52 +91,77 @@ export async function createDbUsers(options: DbUsersOptions): Promise<{ apiUser:
 
 const GRANT_LINE = /^GRANT (.+?) ON (?:(?:PROCEDURE|FUNCTION|PACKAGE(?: BODY)?) )?(\*|`(?:[^`]|``)*`)\.(?:\*|`(?:[^`]|``)*`) TO /;
 
+type AccountState = { kind: 'absent' } | { kind: 'ours' } | { kind: 'unreadable' } | { kind: 'elsewhere'; why: string };
+
 /**
- * Refuses (throws) when the account exists and holds privileges outside `database`: server-wide
- * ones, or any on another database. Its grants are read with SHOW GRANTS FOR, which an admin
- * without SELECT on the `mysql` database may not run; the account is then created if it does not
- * exist (a new account holds nothing elsewhere), and an existing one is refused, unread.
+ * What an account holds, from SHOW GRANTS FOR: nothing yet (absent), privileges on `database` only
+ * (ours), or something else: privileges on another database or server-wide, a role, a PROXY grant
+ * (anything this script would revoke or leave behind without knowing whom it serves).
  */
-async function checkAccountIsThisDatabases(connection: mysql.Connection, account: string, host: string, database: string, secret: string): Promise<void> {
-  const name = `${account}@${host}`;
-  const refuse = (why: string): never => {
-    throw new Error(
-      `account ${name} ${why}: resetting its password and grants would break whatever uses it there; no existing account was changed. ` +
-        `Give this database its own accounts (API_DB_USER, LOADER_DB_USER).`,
-    );
-  };
+async function accountState(connection: mysql.Connection, account: string, host: string, database: string): Promise<AccountState> {
   let lines: string[];
   try {
     const [rows] = await connection.query<mysql.RowDataPacket[]>('SHOW GRANTS FOR ?@?', [account, host]);
     lines = rows.map((row) => String(Object.values(row)[0]));
   } catch (error) {
-    const errno = (error as { errno?: number }).errno;
-    // 1141: no such account, nothing to protect.
-    if (errno === 1141) return;
-    try {
-      await connection.query('CREATE USER ?@? IDENTIFIED BY ?', [account, host, secret]);
-      return;
-    } catch (createError) {
-      // 1396: it exists, and this admin cannot see what it holds.
-      if ((createError as { errno?: number }).errno === 1396) {
-        refuse('exists, and this admin account cannot read its grants (SHOW GRANTS FOR needs SELECT on the mysql database) to check that it holds none on another database');
-      }
-      throw createError;
-    }
+    // 1141: no such account. Anything else: this admin may not read it (no SELECT on `mysql`).
+    return (error as { errno?: number }).errno === 1141 ? { kind: 'absent' } : { kind: 'unreadable' };
   }
   const elsewhere = new Set<string>();
   for (const line of lines) {
     const match = GRANT_LINE.exec(line);
-    if (match === null) continue;
+    if (match === null) return { kind: 'elsewhere', why: `holds a grant this script does not manage (${line.replace(/ IDENTIFIED BY .*$/, '')})` };
     const [, privileges = '', target = ''] = match;
     if (target === '*') {
-      if (privileges.trim().toUpperCase() !== 'USAGE') refuse(`holds server-wide privileges (${privileges.trim()} ON *.*)`);
+      if (privileges.trim().toUpperCase() !== 'USAGE') return { kind: 'elsewhere', why: `holds server-wide privileges (${privileges.trim()} ON *.*)` };
       continue;
     }
-    const schema = target.slice(1, -1).replaceAll('``', '`');
+    // A grant names a database as a pattern: \_ and \% are the literal characters.
+    const schema = target.slice(1, -1).replaceAll('``', '`').replace(/\\([_%\\])/g, '$1');
     if (schema !== database) elsewhere.add(schema);
   }
-  if (elsewhere.size > 0) refuse(`also has privileges on ${[...elsewhere].sort().map((schema) => `\`${schema}\``).join(', ')}`);
+  if (elsewhere.size > 0) return { kind: 'elsewhere', why: `also has privileges on ${[...elsewhere].sort().map((name) => `\`${name}\``).join(', ')}` };
+  return { kind: 'ours' };
+}
+
+/**
+ * Refuses (throws) before changing anything when an account exists and holds anything beyond
+ * `database` (see accountState). An admin without SELECT on the `mysql` database cannot read the
+ * grants: an account it can create did not exist and holds nothing; when one of them exists, the
+ * accounts this call created are dropped again and the call is refused.
+ */
+async function checkAccountsAreThisDatabases(
+  connection: mysql.Connection,
+  host: string,
+  database: string,
+  accounts: readonly (readonly [account: string, secret: string])[],
+): Promise<void> {
+  const refuse = (account: string, why: string): never => {
+    throw new Error(
+      `account ${account}@${host} ${why}: resetting its password and grants would break whatever uses it there; no existing account was changed. ` +
+        `Give this database its own accounts (API_DB_USER, LOADER_DB_USER).`,
+    );
+  };
+  const unreadable: (readonly [string, string])[] = [];
+  for (const [account, secret] of accounts) {
+    const state = await accountState(connection, account, host, database);
+    if (state.kind === 'elsewhere') refuse(account, state.why);
+    if (state.kind === 'unreadable') unreadable.push([account, secret]);
+  }
+  const created: string[] = [];
+  for (const [account, secret] of unreadable) {
+    try {
+      await connection.query('CREATE USER ?@? IDENTIFIED BY ?', [account, host, secret]);
+      created.push(account);
+    } catch (error) {
+      for (const done of created) await connection.query('DROP USER ?@?', [done, host]);
+      // 1396: it exists, and this admin cannot see what it holds.
+      if ((error as { errno?: number }).errno === 1396) {
+        refuse(account, 'exists, and this admin account cannot read its grants (SHOW GRANTS FOR needs SELECT on the mysql database) to check that it holds nothing elsewhere');
+      }
+      throw error;
+    }
+  }
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -202,6 +202,23 @@ describe('an account is one deployment\'s (audit: a rerun for another database r
         await admin.query('DROP USER IF EXISTS ?@?', [globalUser, '%']);
         await admin.end();
       }
+      // A role (as a PROXY grant: any line it does not parse): privileges this script would revoke,
+      // or leave, without knowing whom they serve.
+      const roleUser = `oi_role_${suffix}`;
+      const role = `oi_r_${suffix}`;
+      const root = await mysql.createConnection({ uri: SERVER_URL });
+      try {
+        await root.query(`CREATE ROLE ${role}`);
+        await root.query('CREATE USER ?@? IDENTIFIED BY ?', [roleUser, '%', apiPassword]);
+        await root.query(`GRANT ${role} TO ?@?`, [roleUser, '%']);
+        await expect(createDbUsers({ adminUrl: other.url, apiPassword, loaderPassword, apiUser: roleUser, loaderUser: `oi_rl_${suffix}` })).rejects.toThrow(
+          /holds a grant this script does not manage \(GRANT `oi_r_/,
+        );
+      } finally {
+        await root.query('DROP USER IF EXISTS ?@?', [roleUser, '%']);
+        await root.query(`DROP ROLE IF EXISTS ${role}`);
+        await root.end();
+      }
       // Accounts of its own are fine there (control).
       const ownApi = `oi_api2_${suffix}`;
       const ownLoader = `oi_loader2_${suffix}`;
@@ -217,6 +234,21 @@ describe('an account is one deployment\'s (audit: a rerun for another database r
       }
     } finally {
       await other.drop();
+    }
+  });
+});
+
+describe('a grant on this database written as an escaped pattern', () => {
+  it('counts as this database (\\_ is a literal underscore), not another one', async () => {
+    const escapedUser = `oi_esc_${suffix}`;
+    const root = await mysql.createConnection({ uri: SERVER_URL });
+    try {
+      await root.query('CREATE USER ?@? IDENTIFIED BY ?', [escapedUser, '%', loaderPassword]);
+      await root.query(`GRANT CREATE TEMPORARY TABLES ON \`${db.name.replaceAll('_', '\\_')}\`.* TO ?@?`, [escapedUser, '%']);
+      await createDbUsers({ adminUrl: db.url, apiPassword, loaderPassword, apiUser: `oi_esa_${suffix}`, loaderUser: escapedUser });
+    } finally {
+      for (const user of [escapedUser, `oi_esa_${suffix}`]) await root.query('DROP USER IF EXISTS ?@?', [user, '%']);
+      await root.end();
     }
   });
 });
@@ -237,6 +269,12 @@ describe('an admin that cannot read other accounts\' grants (audit: the check th
       // The other deployment's account is untouched: its password still works.
       const still = await connect(apiUser, apiPassword);
       await still.end();
+      // One new account and one existing it cannot read: refused, and the new one is not left behind.
+      const preexisting = `oi_pre_${suffix}`;
+      await root.query('CREATE USER ?@? IDENTIFIED BY ?', [preexisting, '%', loaderPassword]);
+      await expect(createDbUsers({ adminUrl, apiPassword, loaderPassword, apiUser: fresh[0], loaderUser: preexisting })).rejects.toThrow(/cannot read its grants/);
+      await expect(root.query('SHOW GRANTS FOR ?@?', [fresh[0], '%'])).rejects.toMatchObject({ errno: 1141 });
+      await root.query('DROP USER ?@?', [preexisting, '%']);
       // New accounts: nothing to protect, created and granted (control).
       await createDbUsers({ adminUrl, apiPassword, loaderPassword, apiUser: fresh[0], loaderUser: fresh[1] });
       const [grants] = await root.query('SHOW GRANTS FOR ?@?', [fresh[0], '%']);

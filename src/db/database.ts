@@ -69,6 +69,8 @@ const CONNECTION_ERROR_CODES = new Set([
   'ER_BAD_DB_ERROR',
   'ER_NO_SUCH_TABLE',
   'POOL_CLOSED',
+  // A statement queued on a connection being closed (its session setup failed, see client.ts).
+  'ERR_STREAM_WRITE_AFTER_END',
   'QUEUE_LIMIT_REACHED',
 ]);
 // A pooled connection the server already dropped (wait_timeout, restart, proxy idle cut) fails
@@ -101,7 +103,10 @@ function errorNumber(error: unknown): number | undefined {
 export function isConnectionError(error: unknown): boolean {
   if (error instanceof DatabaseUnavailableError) return true;
   const code = errorCode(error);
-  return code !== undefined && CONNECTION_ERROR_CODES.has(code);
+  if (code !== undefined && CONNECTION_ERROR_CODES.has(code)) return true;
+  // mysql2 marks `fatal` what leaves the connection unusable, some of it without a code ("Can't
+  // add new command when connection is in closed state").
+  return typeof error === 'object' && error !== null && 'fatal' in error && error.fatal === true;
 }
 
 /** Whether a connection can go back to the pool after this statement error (not lost, not stuck). */

@@ -3,7 +3,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../src/db/client.js';
-import { Database, DatabaseUnavailableError, QueryTimeoutError, type SqlValue } from '../../src/db/database.js';
+import { Database, DatabaseUnavailableError, isConnectionError, QueryTimeoutError, type SqlValue } from '../../src/db/database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startStallingProxy, type StallingProxy } from '../helpers/stalling-proxy.js';
 import { buildTestApp } from '../helpers/app.js';
@@ -65,6 +65,17 @@ describe('Database.select', () => {
     expect(observed).toContainEqual({ name: 'probe', outcome: 'ok' });
     expect(observed).toContainEqual({ name: 'broken', outcome: 'error' });
     expect(observed).toContainEqual({ name: 'slow', outcome: 'error' });
+  });
+});
+
+describe('isConnectionError: what answers 503 (retry later) rather than 500', () => {
+  it.each([
+    ['a connection mysql2 marks fatal, without a code', Object.assign(new Error("Can't add new command when connection is in closed state"), { fatal: true }), true],
+    ['a statement queued on a socket being closed', Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' }), true],
+    ['an expired password', Object.assign(new Error('You must SET PASSWORD'), { code: 'ER_MUST_CHANGE_PASSWORD', errno: 1820 }), true],
+    ['a statement the server refused (control)', Object.assign(new Error('syntax'), { code: 'ER_PARSE_ERROR', errno: 1064, fatal: false }), false],
+  ])('%s → %s', (_label, error, expected) => {
+    expect(isConnectionError(error)).toBe(expected);
   });
 });
 

@@ -36,7 +36,8 @@ function isLoopbackHost(hostname: string): boolean {
   );
 }
 
-const ORIGIN_SHAPE = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s*]+$/;
+// Lower case, no user info, no path: what a browser serializes as an Origin.
+const ORIGIN_SHAPE = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s*@A-Z]+$/;
 
 /**
  * An Origin header's value: scheme://host[:port]. For http(s) it must also be the URL's own
@@ -63,7 +64,7 @@ const corsOrigins = z
       if (!isExactOrigin(origin)) {
         ctx.addIssue({
           code: 'custom',
-          message: `"${origin}" is not an origin: list each allowed origin as scheme://host[:port] (no "*", no path, no trailing slash)`,
+          message: `"${origin}" is not an origin as browsers send it: list each as scheme://host[:port] in lower case (no "*", path, trailing slash, user info or default port such as :443)`,
         });
       }
     }

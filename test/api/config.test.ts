@@ -47,6 +47,9 @@ describe('loadConfig', () => {
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'capacitor://localhost/app' }, 'CORS_ORIGINS'],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'null' }, 'CORS_ORIGINS'],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://App.example' }, 'CORS_ORIGINS'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example:443' }, 'default port'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'myapp://user:pw@host' }, 'CORS_ORIGINS'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'capacitor://Localhost' }, 'CORS_ORIGINS'],
     [{ JWT_JWKS_URL: 'http://128.0.0.1/jwks.json' }, 'must use https'],
     // The key set over plain HTTP from another host: anyone on the path could swap the keys.
     [{ JWT_JWKS_URL: 'http://idp.example/jwks.json' }, 'must use https'],

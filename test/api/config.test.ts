@@ -42,7 +42,7 @@ describe('loadConfig', () => {
     [{ JWT_SECRET: SECRET, JWT_AUDIENCE: '\t' }, 'JWT_AUDIENCE'],
     // '*' would match no origin (origins are compared exactly); a path or slash never matches either.
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
-    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example/' }, 'no trailing slash'],
+    [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example/' }, 'trailing slash'],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'https://app.example, app2.example' }, 'CORS_ORIGINS'],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'capacitor://localhost/app' }, 'CORS_ORIGINS'],
     [{ JWT_SECRET: SECRET, CORS_ORIGINS: 'null' }, 'CORS_ORIGINS'],

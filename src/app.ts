@@ -15,7 +15,7 @@ import pipelineMonitor from './modules/pipeline/monitor.js';
 import pipelineRoutes from './modules/pipeline/routes.js';
 import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
-import errorsPlugin, { answerClientError, answerFrameworkError, answerMissingHost } from './plugins/errors.js';
+import errorsPlugin, { answerClientError, answerMissingHost, frameworkErrorHandler } from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
 import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -107,10 +107,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // Unknown query parameters are refused, not silently dropped: a typo must not widen a query.
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     schemaController: { compilersFactory: { buildValidator: validatorFactory } },
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
+    // Far above any real parameter (ids are 32 characters): a long one is routed, and its 400 names
+    // it; only past this does the router answer 414 on its own.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     // What fails before routing (an undecodable URL, an over-long path parameter) and what Node's
     // HTTP parser refuses are answered as problem+json too, with the headers of every response.
-    frameworkErrors: answerFrameworkError,
+    frameworkErrors: frameworkErrorHandler({ origins: config.corsOrigins, exposedHeaders: CORS_EXPOSED_HEADERS }),
     clientErrorHandler: answerClientError,
   };
   const app = Fastify(serverOptions);

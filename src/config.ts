@@ -100,7 +100,8 @@ const envSchema = z
       z
         .url({ protocol: /^https?$/ })
         // The keys that decide who is who: over plain HTTP anyone on the path could swap them.
-        .refine((url) => new URL(url).protocol === 'https:' || isLoopbackHost(new URL(url).hostname), 'must use https (http only for a loopback host)')
+        // zod runs a refinement even after z.url() failed: an unparsable value is left to z.url()'s message.
+        .refine((url) => !URL.canParse(url) || new URL(url).protocol === 'https:' || isLoopbackHost(new URL(url).hostname), 'must use https (http only for a loopback host)')
         .optional(),
     ),
     // How long a fetched key set is used before it is fetched again: a key the identity provider
@@ -108,7 +109,11 @@ const envSchema = z
     JWT_JWKS_MAX_AGE_SECONDS: positiveInt(86_400).default(300),
     JWT_ISSUER: enforcedClaimValue,
     JWT_AUDIENCE: enforcedClaimValue,
-    JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
+    // A padded claim name matches no claim: every seller token would be refused.
+    JWT_TENANT_CLAIM: z
+      .string()
+      .regex(/^\S+$/, 'must be a claim name, without white space')
+      .default('tenant_id'),
     CURSOR_SECRET: optionalText,
     JWT_CLOCK_TOLERANCE_SECONDS: wholeNumber.pipe(z.number().int().min(0).max(30)).default(5),
 

@@ -12,6 +12,7 @@
 // all-or-nothing oscillation that lets a backlog build between samples.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { corsHeadersFor } from './cors-headers.js';
 import { CpuUsageMeter } from './cpu-budget.js';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './problem.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
@@ -182,13 +183,7 @@ export class PressureGate {
       // Fastify never sees this request: the id is made here, by the same rule as genReqId.
       [REQUEST_ID_HEADER]: requestIdOf(request),
     };
-    const origin = request.headers.origin;
-    if (origin !== undefined && this.limits.corsOrigins.includes(origin)) {
-      headers['access-control-allow-origin'] = origin;
-      headers.vary = 'Origin';
-      const exposed = this.limits.corsExposedHeaders ?? [];
-      if (exposed.length > 0) headers['access-control-expose-headers'] = exposed.join(', ');
-    }
+    Object.assign(headers, corsHeadersFor(request.headers.origin, this.limits.corsOrigins, this.limits.corsExposedHeaders ?? []));
     // The request body (if any) is not read: ask the client to close rather than parse it.
     if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
       headers.connection = 'close';

@@ -34,7 +34,9 @@ const ISO_8601_BASIC = /^(\d{4})(\d{2})(\d{2})(?:[Tt](\d{2})(\d{2})(?:(\d{2})(?:
 
 /**
  * Parses an ISO 8601 date or date-time (a missing offset means UTC) into epoch ms, or null when
- * the text is not one or names a day that does not exist (2021-02-30).
+ * the text is not one or names a day that does not exist (2021-02-30). A fraction finer than a
+ * millisecond rounds up to the next one: stored times are whole seconds, so a bound taken up keeps
+ * `from` inclusive and `to` exclusive (truncated, 00:00:00.0001 would let 00:00:00 in as a `from`).
  */
 export function parseIsoInstant(text: string): number | null {
   const match = ISO_8601_EXTENDED.exec(text) ?? ISO_8601_BASIC.exec(text);
@@ -42,6 +44,7 @@ export function parseIsoInstant(text: string): number | null {
   const [, year, month, day, hour = '00', minute = '00', second = '00', fraction = '', zone = 'Z'] = match;
   const offset = zone.toUpperCase();
   const ms = Number(fraction.padEnd(3, '0').slice(0, 3));
+  const beyondMs = /[1-9]/.test(fraction.slice(3)) ? 1 : 0;
   const utc = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second), ms);
   const check = new Date(utc);
   if (
@@ -54,10 +57,10 @@ export function parseIsoInstant(text: string): number | null {
   ) {
     return null;
   }
-  if (offset === 'Z') return utc;
+  if (offset === 'Z') return utc + beyondMs;
   const sign = offset.startsWith('-') ? -1 : 1;
   const digits = offset.slice(1).replace(':', '').padEnd(4, '0');
   const offsetMinutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4));
   if (Number(digits.slice(0, 2)) > 23 || Number(digits.slice(2, 4)) > 59) return null;
-  return utc - sign * offsetMinutes * 60_000;
+  return utc - sign * offsetMinutes * 60_000 + beyondMs;
 }

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { DatabaseUnavailableError, QueryTimeoutError } from '../db/database.js';
+import { corsHeadersFor } from '../http/cors-headers.js';
 import {
   HttpProblem,
   PROBLEM_CONTENT_TYPE,
@@ -120,7 +121,18 @@ const FRAMEWORK_ERROR_DETAILS: Record<string, string> = {
  * parameter over `maxParamLength`. These are answered before routing, so no hook has run: the
  * headers every other response gets from the security plugin's onRequest hook are set here.
  */
-export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function frameworkErrorHandler(cors: {
+  origins: readonly string[];
+  exposedHeaders: readonly string[];
+}): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => FastifyReply {
+  return (error, request, reply) => {
+    // @fastify/cors never runs for these: an allowed origin gets its headers here.
+    reply.headers(corsHeadersFor(request.headers.origin, cors.origins, cors.exposedHeaders));
+    return answerFrameworkError(error, request, reply);
+  };
+}
+
+function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   // No onResponse hook runs for these either, and Fastify keeps no start time for them: the
   // request is counted here, as unmatched, timed from the router's refusal (it comes right after
   // the head is parsed) to the answer sent.

@@ -53,6 +53,11 @@ describe('loadConfig', () => {
     [{ JWT_JWKS_URL: 'http://128.0.0.1/jwks.json' }, 'must use https'],
     // The key set over plain HTTP from another host: anyone on the path could swap the keys.
     [{ JWT_JWKS_URL: 'http://idp.example/jwks.json' }, 'must use https'],
+    // Not URLs at all: the message, not a TypeError from inside the check.
+    [{ JWT_JWKS_URL: 'idp.example.com/jwks' }, 'JWT_JWKS_URL'],
+    [{ JWT_JWKS_URL: 'https://' }, 'JWT_JWKS_URL'],
+    [{ JWT_SECRET: SECRET, JWT_TENANT_CLAIM: ' tenant_id' }, 'JWT_TENANT_CLAIM'],
+    [{ JWT_SECRET: SECRET, JWT_TENANT_CLAIM: ' ' }, 'JWT_TENANT_CLAIM'],
   ])('when the environment is %j, then startup stops with a message naming %s', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -63,9 +63,17 @@ describe('errors raised before routing (frameworkErrors) are problem+json', () =
     expect(response.headers['x-request-id']).toBe('trace-abc.123');
   });
 
-  it('a path parameter over the router\'s maximum length → 414 problem+json with the same headers', async () => {
+  it('a long path parameter is routed and validated: 400 naming it', async () => {
+    const response = await request(app.server)
+      .get(`/v1/orders/${'a'.repeat(200)}`)
+      .set(bearer(mintToken({ sellerId: SELLERS.alpha })));
+    expect(response.status).toBe(400);
+    expect(response.body.invalidParams).toEqual([expect.objectContaining({ name: 'orderId', in: 'path' })]);
+  });
+
+  it('a path parameter over the router\'s maximum length (1,000) → 414 problem+json with the same headers', async () => {
     const expected = await standardHeaders();
-    const response = await request(app.server).get(`/v1/orders/${'a'.repeat(200)}`);
+    const response = await request(app.server).get(`/v1/orders/${'a'.repeat(1200)}`);
     expectProblem(response, 414, 'uri-too-long');
     for (const [name, value] of Object.entries(expected)) expect(response.headers[name], name).toBe(value);
     expect(response.headers['x-request-id']).toMatch(UUID);
@@ -185,6 +193,14 @@ describe('405 Method Not Allowed, with Allow, for every registered route', () =>
       expect(preflight.headers.allow).toBeUndefined();
       // Other methods are unaffected by CORS.
       expect((await withCors.inject({ method: 'POST', url: '/v1/order-items' })).statusCode).toBe(405);
+      // Answered before routing (@fastify/cors never runs): an allowed origin still gets its headers,
+      // so that a browser reads the problem rather than an opaque network error.
+      const undecodable = await withCors.inject({ method: 'GET', url: '/v1/orders/%ZZ', headers: { origin: 'https://seller.example' } });
+      expect(undecodable.statusCode).toBe(400);
+      expect(undecodable.headers['access-control-allow-origin']).toBe('https://seller.example');
+      expect(undecodable.headers['access-control-expose-headers']).toContain('x-request-id');
+      const other = await withCors.inject({ method: 'GET', url: '/v1/orders/%ZZ', headers: { origin: 'https://evil.example' } });
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
     } finally {
       await withCors.close();
     }

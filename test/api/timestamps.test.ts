@@ -21,6 +21,15 @@ describe('parseIsoInstant: the ISO 8601 forms a from/to bound may take', () => {
     expect(parseIsoInstant(text)).toBe(instant);
   });
 
+  it('takes a fraction finer than a millisecond up to the next one (stored times are whole seconds: bounds keep their sides)', () => {
+    expect(parseIsoInstant('2017-01-01T06:00:00.0001Z')).toBe(instant + 1);
+    expect(parseIsoInstant('2017-01-01T06:00:00.000000000Z')).toBe(instant);
+    expect(parseIsoInstant('2017-01-01T06:00:00.1234+00:00')).toBe(instant + 124);
+    expect(parseIsoInstant('2017-01-01T06:00:00.123Z')).toBe(instant + 123);
+    // The last instant of a year, taken up: the next year, not a refused date.
+    expect(parseIsoInstant('2016-12-31T23:59:59.9999Z')).toBe(Date.UTC(2017, 0, 1));
+  });
+
   it('reads a date alone as its midnight UTC, in either format', () => {
     expect(parseIsoInstant('2017-01-01')).toBe(Date.UTC(2017, 0, 1));
     expect(parseIsoInstant('20170101')).toBe(Date.UTC(2017, 0, 1));

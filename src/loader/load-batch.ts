@@ -160,7 +160,17 @@ export async function checkFolder(dir: string): Promise<string[]> {
       problems.push(code === 'ENOENT' ? `${name}: file missing in ${dir}` : `${name}: cannot be read (${code || 'unknown error'})`);
       continue;
     }
-    const { fields: found, loneCarriageReturn } = await readHeader(file);
+    let header: Awaited<ReturnType<typeof readHeader>>;
+    try {
+      header = await readHeader(file);
+    } catch (error) {
+      // Not readable by this user (EACCES), or a header line that is not CSV (an unclosed quote).
+      const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+      const reason = code.startsWith('CSV_') ? `the header line is not CSV (${error instanceof Error ? error.message : String(error)})` : `cannot be read (${code || 'unknown error'})`;
+      problems.push(`${name}: ${reason}`);
+      continue;
+    }
+    const { fields: found, loneCarriageReturn } = header;
     const expected: readonly string[] = HEADERS[kind];
     if (loneCarriageReturn) {
       problems.push(`${name}: line ends must be \\n or \\r\\n; the header line holds a carriage return alone (a file with \\r line ends?)`);

@@ -315,6 +315,21 @@ describe('loadBatch', () => {
     }
   });
 
+  it('a header that is not CSV (an unclosed quote) is one more listed problem, not an unexpected failure', async () => {
+    const folder = await writeFolder(baseRows(), {
+      headers: { orders: 'order_id,customer_id,order_status,order_purchase_timestamp,order_approved_at,order_delivered_carrier_date,order_delivered_customer_date,"order_estimated_delivery_date' },
+      omit: ['sellers'],
+    });
+    try {
+      const failure = loadBatch({ databaseUrl: db.url, dir: folder.dir });
+      await expect(failure).rejects.toMatchObject({ kind: 'input' });
+      await expect(failure).rejects.toThrow(/olist_sellers_dataset\.csv: file missing[\s\S]*olist_orders_dataset\.csv: the header line is not CSV \(Quote Not Closed/);
+      expect(await countAll()).toEqual(zeroCounts);
+    } finally {
+      await folder.cleanup();
+    }
+  });
+
   it('tolerates a BOM and a missing final newline', async () => {
     const folder = await writeFolder(baseRows(), {
       headers: { translation: '\ufeffproduct_category_name,product_category_name_english' },

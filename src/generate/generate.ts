@@ -320,7 +320,7 @@ export async function generateDataset(options: GenerateOptions): Promise<Generat
     const shippingLimit = timestamp(purchased + int(3, 7) * DAY + int(0, 86_399) * 1000);
     for (let seq = 1; seq <= count; seq += 1) {
       if (seq > 1 && random() < 0.1) seller = pickSeller(); // some orders span several sellers
-      const price = Math.round(Math.exp(2.3 + random() * 4.3) * 100); // ~10 to ~7,300 BRL
+      const price = Math.round(Math.exp(2.3 + random() * 4.3) * 100); // ~10 to ~735 BRL, log-uniform (Olist: 0.85 to 6,735)
       const freight = int(0, 9000);
       items += 1;
       await itemFile.line(

@@ -134,7 +134,8 @@ const optionalTimestamp = z
 const money = z.string().regex(MONEY, { error: MESSAGES.money });
 const itemSeq = z
   .string()
-  .regex(/^[1-9]\d{0,4}$/, { error: MESSAGES.itemSeq })
+  // Leading zeros are the same number (as in money): '01' is item 1.
+  .regex(/^0*[1-9]\d{0,4}$/, { error: MESSAGES.itemSeq })
   .transform(Number)
   .refine((n) => n <= SMALLINT_MAX, { error: MESSAGES.itemSeq });
 const orderStatus = z.string().refine((v): v is OrderStatus => (ORDER_STATUSES as readonly string[]).includes(v), {
@@ -312,7 +313,7 @@ export const KEY_OF: { [K in FileKind]: (row: RowsByKind[K]) => string } = {
 // build the same output (test/loader/contract.test.ts compares both on generated inputs); a row
 // they refuse goes through zod, which names the broken rules.
 
-const ITEM_SEQ = /^[1-9]\d{0,4}$/;
+const ITEM_SEQ = /^0*[1-9]\d{0,4}$/;
 const STATE = /^[A-Z]{2}$/;
 const ZIP = /^\d{1,10}$/;
 const STATUS_SET: ReadonlySet<string> = new Set(ORDER_STATUSES);

@@ -128,6 +128,13 @@ describe('data contract', () => {
     expect(reasonOf(validateRecord('items', item({ price: '099999999999.00' })))).toContain('price: must be a non-negative decimal');
   });
 
+  it('reads an item seq with leading zeros as the number it writes (01 is item 1); zero stays refused', () => {
+    const result = validateRecord('items', item({ order_item_id: '0001' }));
+    expect(result.ok && result.row.orderItemId).toBe(1);
+    expect(reasonOf(validateRecord('items', item({ order_item_id: '000' })))).toContain('order_item_id: must be a positive integer');
+    expect(reasonOf(validateRecord('items', item({ order_item_id: '065536' })))).toContain('order_item_id: must be a positive integer');
+  });
+
   it('accepts products without category or attributes, rejects bad numbers', () => {
     const ok = validateRecord('products', [PRODUCT, '', '', '', '', '650', '17', '14', '12']);
     expect(ok).toEqual({

@@ -23,7 +23,7 @@ export const OrderStatus = z.enum(ORDER_STATUSES);
 export const OrderItem = z
   .object({
     orderId: HexId,
-    orderItemId: z.number().int().min(1),
+    orderItemId: z.number().int().min(1).max(65535),
     productId: HexId,
     productCategory: z.string().nullable().meta({ description: 'English product category; null when unknown.' }),
     sellerId: HexId,

@@ -330,6 +330,27 @@ describe('loadBatch', () => {
     }
   });
 
+  it('an item seq written 01 and 1 is one key: the last occurrence wins, in one chunk or across chunks', async () => {
+    for (const chunkSize of [10_000, 1]) {
+      const base = baseRows();
+      const folder = await writeFolder({
+        ...base,
+        items: [...base.items, `"${ID.order1}",01,${ID.product2},${ID.seller1},2017-09-19 09:45:35,77.00,1.00`],
+      });
+      try {
+        const summary = await loadBatch({ databaseUrl: db.url, dir: folder.dir, chunkSize });
+        expect(summary.files[FILES.items]).toMatchObject({ read: 4, loaded: 3, rejected: 0, duplicates: 1 });
+        const [rows] = await db.pool.query<RowDataPacket[]>(
+          'SELECT order_item_id, price FROM fact_order_item WHERE order_id = ? AND order_item_id = 1',
+          [ID.order1],
+        );
+        expect(rows, `chunk size ${chunkSize}`).toEqual([{ order_item_id: 1, price: '77.00' }]);
+      } finally {
+        await folder.cleanup();
+      }
+    }
+  });
+
   it('tolerates a BOM and a missing final newline', async () => {
     const folder = await writeFolder(baseRows(), {
       headers: { translation: '\ufeffproduct_category_name,product_category_name_english' },

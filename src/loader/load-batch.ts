@@ -6,10 +6,10 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { createPool } from '../db/client.js';
-import { DEFAULT_STALL_TIMEOUT_MS, dropConnection, LoadInterruptedError, startHeartbeat, type Heartbeat } from './heartbeat.js';
 import { migrationState } from '../db/migrate.js';
 import { parseIsoInstant } from '../http/timestamps.js';
 import { uuidv7 } from './batch-id.js';
+import { DEFAULT_STALL_TIMEOUT_MS, dropConnection, LoadInterruptedError, startHeartbeat, type Heartbeat } from './heartbeat.js';
 import {
   FILES,
   HEADERS,

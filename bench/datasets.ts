@@ -14,10 +14,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { ensurePrivateServer, stopPrivateServer } from './private-server.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SHARED_SERVER_URL = process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
@@ -222,7 +222,7 @@ export async function buildOlist(serverUrl: string): Promise<Record<string, numb
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine('npx tsx bench/datasets.ts', {
     options: {
       dataset: { type: 'string', default: '5m' },
       server: { type: 'string' },

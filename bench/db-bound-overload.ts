@@ -7,10 +7,10 @@
 // Needs the Olist bench database (npx tsx bench/datasets.ts --dataset olist).
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { parseArgs } from 'node:util';
 import { mintToken, TEST_JWT_SECRET } from '../test/helpers/tokens.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
-const { values, positionals } = parseArgs({
+const { values, positionals } = parseCommandLine('npx tsx bench/db-bound-overload.ts', {
   allowPositionals: true,
   options: {
     clients: { type: 'string', default: '64,256' },

@@ -19,7 +19,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { generateDataset } from '../src/generate/generate.js';
 import { FILES } from '../src/loader/contract.js';
@@ -28,6 +27,7 @@ import type { StagingMethod } from '../src/loader/upsert.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { PrivateMariaDb } from '../test/helpers/private-mariadb.js';
 import { appendToBenchmarks, commitInfo, machineContext } from './harness.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED_URL = process.env.BENCH_DATABASE_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
@@ -48,7 +48,7 @@ export const TUNED_SETTINGS = [
   '--max-allowed-packet=64M',
 ];
 
-const { values } = parseArgs({
+const { values } = parseCommandLine('npm run bench:load --', {
   options: {
     items: { type: 'string', default: '5000000' },
     dir: { type: 'string' },

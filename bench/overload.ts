@@ -7,12 +7,12 @@
 // the generator cannot offer 4x an uncapped server's capacity, so the cap is what makes the
 // overload real (see bench/lib/cpu-limit.ts).
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { startServer, type ServerProcess } from '../test/reliability/server-process.js';
 import { createCpuLimit, type CpuLimit } from './lib/cpu-limit.js';
 import { benchDatabase, openLoop, Recorder, round, type Target } from './lib/traffic.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
-const { values } = parseArgs({
+const { values } = parseCommandLine('npm run bench:overload --', {
   options: {
     'step-seconds': { type: 'string', default: '8' },
     'overload-seconds': { type: 'string', default: '20' },

@@ -5,11 +5,11 @@
 // SIGTERM, fails readiness, drains and exits. Open-loop traffic runs throughout; every request
 // that does not get its real answer (2xx or 404) counts as lost.
 import http from 'node:http';
-import { parseArgs } from 'node:util';
 import { startServer, type ServerProcess } from '../test/reliability/server-process.js';
 import { benchDatabase, openLoop, Recorder, round } from './lib/traffic.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
-const { values } = parseArgs({
+const { values } = parseCommandLine('npm run bench:rolling-restart --', {
   options: {
     rate: { type: 'string', default: '100' },
     'drain-ms': { type: 'string', default: '2000' },

@@ -7,11 +7,11 @@
 // after the first (warm-up) minute.
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { repoRoot, startServer } from '../test/reliability/server-process.js';
 import { benchDatabase, openLoop, Recorder, round } from './lib/traffic.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
-const { values } = parseArgs({
+const { values } = parseCommandLine('npm run bench:soak --', {
   options: {
     minutes: { type: 'string', default: '30' },
     rate: { type: 'string', default: '80' },

@@ -17,6 +17,7 @@
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { databaseName, poolOptions } from '../src/db/client.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
 export const SERVING_TABLES = [
   'fact_order_item',
@@ -165,6 +166,11 @@ async function checkAccountsAreThisDatabases(
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  parseCommandLine(
+    'npx tsx scripts/create-db-users.ts',
+    { options: {} },
+    'creates or updates the API and loader accounts with least privilege (docs/security.md). Environment: DATABASE_URL (an admin account), API_DB_PASSWORD, LOADER_DB_PASSWORD (16+ characters); optional DB_USER_HOST, API_DB_USER, LOADER_DB_USER',
+  );
   const env = process.env;
   const missing = ['DATABASE_URL', 'API_DB_PASSWORD', 'LOADER_DB_PASSWORD'].filter((name) => (env[name] ?? '') === '');
   if (missing.length > 0) {

@@ -7,7 +7,6 @@ import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createSigner } from 'fast-jwt';
 import type { RowDataPacket } from 'mysql2/promise';
 import { buildApp } from '../src/app.js';
@@ -17,8 +16,9 @@ import { migrateDatabase } from '../src/db/migrate.js';
 import { generateDataset } from '../src/generate/generate.js';
 import { toSqlTimestamp } from '../src/http/timestamps.js';
 import { loadBatch } from '../src/loader/load-batch.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
-const { values } = parseArgs({ options: { dir: { type: 'string' }, sellers: { type: 'string', default: '20' }, orders: { type: 'string', default: '5000' } } });
+const { values } = parseCommandLine('npm run demo --', { options: { dir: { type: 'string' }, sellers: { type: 'string', default: '20' }, orders: { type: 'string', default: '5000' } } }, 'migrate, load demo data (generated, or --dir), serve, print tokens and curl examples');
 
 // A demo needs a signing key; a real deployment sets JWT_SECRET (or a public key / JWKS) itself.
 const env = { ...process.env };

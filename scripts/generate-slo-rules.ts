@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Document, parse } from 'yaml';
 import { z } from 'zod';
+import { parseCommandLine } from '../src/cli/args.js';
 
 export const STAGES = ['source', 'landing', 'bronze', 'silver', 'gold', 'staging', 'api'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -363,5 +364,10 @@ function main(argv: string[]): number {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  parseCommandLine(
+    'npm run slo:rules --',
+    { options: { check: { type: 'boolean' } } },
+    'writes deploy/prometheus/rules/slo.rules.yml from deploy/slo.yaml; --check only says whether it is stale (exit 1)',
+  );
   process.exitCode = main(process.argv.slice(2));
 }

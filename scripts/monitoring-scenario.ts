@@ -6,7 +6,6 @@ import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createSigner } from 'fast-jwt';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { buildApp } from '../src/app.js';
@@ -15,8 +14,9 @@ import { createPool } from '../src/db/client.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { generateDataset } from '../src/generate/generate.js';
 import { loadBatch } from '../src/loader/load-batch.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' } } });
+const { values } = parseCommandLine('npm run scenario:slow-read --', { options: { seconds: { type: 'string', default: '8' } } }, 'the monitoring story: a batch through its stages, traffic, then slowed MySQL reads (SCENARIO_DATABASE, SCENARIO_SERVER_URL)');
 const phaseMs = Number(values.seconds) * 1000;
 const server = process.env.SCENARIO_SERVER_URL ?? 'mysql://root@127.0.0.1:3306';
 const databaseName = process.env.SCENARIO_DATABASE ?? 'oi_scenario_slow_read';

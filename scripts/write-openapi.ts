@@ -3,10 +3,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { renderOpenApiYaml } from '../src/openapi-document.js';
+import { parseCommandLine } from '../src/cli/args.js';
 
 const target = fileURLToPath(new URL('../openapi.yaml', import.meta.url));
 const rendered = await renderOpenApiYaml();
-if (process.argv.includes('--check')) {
+const { values } = parseCommandLine(
+  'npm run openapi --',
+  { options: { check: { type: 'boolean' } } },
+  'writes openapi.yaml from the route declarations; --check only says whether the committed one is stale (exit 1)',
+);
+if (values.check === true) {
   const committed = await readFile(target, 'utf8').catch(() => '');
   if (committed !== rendered) {
     console.error('openapi.yaml is stale: run `npm run openapi` and commit the result');

@@ -177,13 +177,19 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     console.error(`missing ${missing.join(', ')}`);
     process.exit(1);
   }
-  const result = await createDbUsers({
-    adminUrl: env.DATABASE_URL as string,
-    apiPassword: env.API_DB_PASSWORD as string,
-    loaderPassword: env.LOADER_DB_PASSWORD as string,
-    ...(env.DB_USER_HOST ? { host: env.DB_USER_HOST } : {}),
-    ...(env.API_DB_USER ? { apiUser: env.API_DB_USER } : {}),
-    ...(env.LOADER_DB_USER ? { loaderUser: env.LOADER_DB_USER } : {}),
-  });
-  console.log(`accounts ready: '${result.apiUser}'@'${result.host}', '${result.loaderUser}'@'${result.host}' on ${databaseName(env.DATABASE_URL as string)}`);
+  try {
+    const result = await createDbUsers({
+      adminUrl: env.DATABASE_URL as string,
+      apiPassword: env.API_DB_PASSWORD as string,
+      loaderPassword: env.LOADER_DB_PASSWORD as string,
+      ...(env.DB_USER_HOST ? { host: env.DB_USER_HOST } : {}),
+      ...(env.API_DB_USER ? { apiUser: env.API_DB_USER } : {}),
+      ...(env.LOADER_DB_USER ? { loaderUser: env.LOADER_DB_USER } : {}),
+    });
+    console.log(`accounts ready: '${result.apiUser}'@'${result.host}', '${result.loaderUser}'@'${result.host}' on ${databaseName(env.DATABASE_URL as string)}`);
+  } catch (error) {
+    // A refusal says why in one line; a stack trace adds nothing for the operator.
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
 }

@@ -23,7 +23,8 @@ const databaseName = process.env.SCENARIO_DATABASE ?? 'oi_scenario_slow_read';
 // The scenario drops and recreates its database: a name without "scenario" in it is refused, so
 // that SCENARIO_DATABASE=order_items cannot wipe the real one.
 if (!/^[A-Za-z0-9_]{1,64}$/.test(databaseName) || !databaseName.includes('scenario')) {
-  throw new Error('SCENARIO_DATABASE: letters, digits and _ only, and containing "scenario" (the database is dropped and recreated)');
+  process.stderr.write('error: SCENARIO_DATABASE: letters, digits and _ only, and containing "scenario" (the database is dropped and recreated)\n');
+  process.exit(2);
 }
 const databaseUrl = `${server}/${databaseName}`;
 const secret = 'scenario-secret-0123456789abcdef0123456789';

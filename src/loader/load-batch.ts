@@ -475,7 +475,7 @@ function parseIngestedAt(value: Date | string | undefined, now: number): Date {
   const ms = value instanceof Date ? value.getTime() : parseIsoInstant(value);
   const shown = value instanceof Date ? (Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString()) : value;
   if (ms === null || Number.isNaN(ms)) {
-    throw new LoadError(`invalid ingestion timestamp "${shown}": expected an ISO 8601 date-time such as 2024-05-01T10:00:00Z`, 'input');
+    throw new LoadError(`invalid ingestion timestamp "${shown}": expected an ISO 8601 date or date-time such as 2024-05-01 or 2024-05-01T10:00:00Z`, 'input');
   }
   if (ms < 0 || ms > now + INGESTED_AT_MAX_AHEAD_MS) {
     throw new LoadError(`invalid ingestion timestamp "${shown}": must be between 1970-01-01T00:00:00Z and now`, 'input');

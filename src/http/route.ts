@@ -100,3 +100,8 @@ export function defineRoute<
     handler,
   });
 }
+
+/** A route option's hooks as a list (Fastify takes one function or an array), for onRoute to prepend to. */
+export function hookList<H>(hooks: H | H[] | undefined): H[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
+}

@@ -9,7 +9,7 @@ import { TenantScope, isSellerId } from '../auth/tenant-scope.js';
 import { JwksKeyStore, SigningKeysUnavailableError } from '../auth/jwks-key-store.js';
 import { VerifiedTokenCache } from '../auth/verified-token-cache.js';
 import { HttpProblem } from '../http/problem.js';
-import type { Access, Scope } from '../http/route.js';
+import { hookList, type Access, type Scope } from '../http/route.js';
 
 const issueTenantScope = TenantScope.claimIssuer();
 
@@ -292,7 +292,7 @@ async function authPlugin(app: FastifyInstance, options: { config: Config; bench
     }
     if (access.kind === 'public') return;
     // onRequest, so that an unauthenticated caller learns nothing, not even which input is invalid.
-    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    const existing = hookList(route.onRequest);
     route.onRequest = [
       benchmarkSellerId === undefined
         ? // A callback hook, so that a token verified before costs no promise: the same text,

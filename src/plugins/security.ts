@@ -9,6 +9,7 @@ import helmet, { type HelmetOptions } from 'helmet';
 import type { Config } from '../config.js';
 import { badRequest, HttpProblem, type InvalidParam } from '../http/problem.js';
 import { REQUEST_ID_HEADER } from '../http/request-id.js';
+import { hookList } from '../http/route.js';
 
 const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
 
@@ -121,8 +122,7 @@ async function securityPlugin(app: FastifyInstance, options: { config: Config })
   };
   app.addHook('onRoute', (route) => {
     if (route.schema?.body === undefined) return;
-    const existing = route.preParsing === undefined ? [] : Array.isArray(route.preParsing) ? route.preParsing : [route.preParsing];
-    route.preParsing = [refuseContentCoding, ...existing];
+    route.preParsing = [refuseContentCoding, ...hookList(route.preParsing)];
   });
   const headers = responseHeaders();
   app.addHook('onRequest', (request, reply, done) => {

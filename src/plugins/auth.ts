@@ -1,6 +1,6 @@
 // Verifies the bearer token, derives the tenant from its claims and enforces each route's access
 // rule. Every route must declare its access; a /v1 route without one stops the app at startup.
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import fp from 'fastify-plugin';
@@ -28,6 +28,12 @@ const KEY_INJECTION_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'];
 export interface Principal {
   readonly subject: string | undefined;
   readonly scopes: ReadonlySet<string>;
+  /**
+   * Who is calling, for per-caller limits: the subject, or for a token without one (some
+   * service-account tokens) a digest of the token itself, so that such a caller never shares a
+   * bucket with anonymous traffic from the same address.
+   */
+  readonly caller: string;
 }
 
 /** What a verified token yields: its claims and the principal they describe. */
@@ -167,9 +173,10 @@ function describeJwtError(error: unknown): string {
 
 const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
-function verifiedClaims(claims: Record<string, unknown>): VerifiedClaims {
+function verifiedClaims(claims: Record<string, unknown>, token: string): VerifiedClaims {
   const subject = typeof claims.sub === 'string' ? claims.sub : undefined;
-  return { claims, principal: { subject, scopes: scopesOf(claims) } };
+  const caller = subject === undefined ? `token:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}` : `subject:${subject}`;
+  return { claims, principal: { subject, scopes: scopesOf(claims), caller } };
 }
 
 /** The token of a well-formed `Authorization: Bearer <jws>` header. */
@@ -236,7 +243,7 @@ async function verify(
     throw new AuthError(describeJwtError(error));
   }
   checkTimeClaims(claims, Date.now(), clockToleranceMs);
-  const result = verifiedClaims(claims);
+  const result = verifiedClaims(claims, token);
   verified.set(token, claims, result, Date.now());
   return result;
 }
@@ -323,7 +330,7 @@ async function authPlugin(app: FastifyInstance, options: { config: Config; bench
           // set by server.ts or the environment): no token is read; the route's scope is granted.
           async (request: FastifyRequest) => {
             const claims = { sub: 'benchmark', scope: access.scope, [jwt.tenantClaim]: benchmarkSellerId };
-            authorize(request, verifiedClaims(claims), access, jwt.tenantClaim);
+            authorize(request, verifiedClaims(claims, 'benchmark'), access, jwt.tenantClaim);
           },
       ...existing,
     ];

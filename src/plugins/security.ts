@@ -13,10 +13,13 @@ import { hookList } from '../http/route.js';
 
 const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
 
-/** One bucket per seller (or per service subject); a caller without either is counted by address. */
+/**
+ * One bucket per seller, per other token holder (its subject, or the token), and per address for
+ * the anonymous callers of public routes.
+ */
 export function rateLimitKey(request: FastifyRequest): string {
   if (request.tenant !== null) return `tenant:${request.tenant.sellerId}`;
-  if (request.principal?.subject !== undefined) return `subject:${request.principal.subject}`;
+  if (request.principal !== null) return request.principal.caller;
   return `ip:${request.ip}`;
 }
 

@@ -2,7 +2,7 @@
 // sellers that share orders: BOLA (API1), response properties (API3), resource limits (API4),
 // function-level authorization (API5), misconfiguration (API8), injection, transport limits.
 import type { Writable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
@@ -291,6 +291,22 @@ describe('API4: resource limits', () => {
       expect((await http(`${tightBase}/v1/order-items?limit=1`, { headers: auth(seller(SELLERS.beta)) })).status).toBe(200);
       // Probes are not limited.
       expect((await http(`${tightBase}/healthz`)).status).toBe(200);
+    });
+
+    it('anonymous callers of public routes are counted by address, apart from token holders at that address', async () => {
+      for (let n = 0; n < 5; n += 1) expect((await http(`${tightBase}/openapi.json`)).status).toBe(200);
+      expectProblem(await http(`${tightBase}/openapi.json`), 429);
+      // A service token without `sub` (some identity providers issue them) has a bucket of its own,
+      // and so has each such token: none is the anonymous address's.
+      const noSubject = (): string => mintToken({ scope: 'pipeline:read', claims: { sub: undefined, jti: randomUUID() } });
+      const first = noSubject();
+      for (let n = 0; n < 5; n += 1) expect((await http(`${tightBase}/v1/pipeline/batches?limit=1`, { headers: auth(first) })).status).toBe(200);
+      expectProblem(await http(`${tightBase}/v1/pipeline/batches?limit=1`, { headers: auth(first) }), 429);
+      expect((await http(`${tightBase}/v1/pipeline/batches?limit=1`, { headers: auth(noSubject()) })).status).toBe(200);
+      // A service subject is one bucket whatever token it presents.
+      const subject = (): string => mintToken({ scope: 'pipeline:read', claims: { sub: 'etl-reporter', jti: randomUUID() } });
+      for (let n = 0; n < 5; n += 1) expect((await http(`${tightBase}/v1/pipeline/batches?limit=1`, { headers: auth(subject()) })).status).toBe(200);
+      expectProblem(await http(`${tightBase}/v1/pipeline/batches?limit=1`, { headers: auth(subject()) }), 429);
     });
 
     it('CORS_ORIGINS: only listed origins get Access-Control-Allow-Origin', async () => {

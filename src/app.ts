@@ -1,6 +1,7 @@
 // buildApp(config) assembles the service and returns it without listening: tests build their own
 // against their own database; only server.ts listens.
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { CursorCodec } from './http/cursor.js';
@@ -15,7 +16,7 @@ import pipelineMonitor from './modules/pipeline/monitor.js';
 import pipelineRoutes from './modules/pipeline/routes.js';
 import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
-import errorsPlugin, { answerClientError, answerMissingHost, frameworkErrorHandler } from './plugins/errors.js';
+import errorsPlugin, { answerClientError, answerRefusedHead, frameworkErrorHandler, hostRefusal } from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
 import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -69,6 +70,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     corsExposedHeaders: CORS_EXPOSED_HEADERS,
     responseHeaders: responseHeaders(),
   });
+  // What the HTTP server refuses before Fastify exists is counted once the metrics are registered.
+  const edge = { refused: (_status: number): void => undefined };
   const serverOptions: FastifyServerOptions = {
     logger: loggerOptions(config, options),
     bodyLimit: config.bodyLimitBytes,
@@ -93,10 +96,27 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           requireHostHeader: false,
         },
         (request, response) => {
-          if (request.headers.host === undefined && request.httpVersion === '1.1') answerMissingHost(request, response);
-          else guarded(request, response);
+          const refusal = hostRefusal(request);
+          if (refusal === undefined) guarded(request, response);
+          else edge.refused(answerRefusedHead(request, response, refusal));
         },
       );
+      // Node's own answer to an Expect it does not know is an empty 417.
+      server.on('checkExpectation', (request: http.IncomingMessage, response: http.ServerResponse) => {
+        edge.refused(answerRefusedHead(request, response, 'unmetExpectation'));
+      });
+      // Node hands a CONNECT (a proxy's tunnel request) over as a bare socket, and closes it
+      // without a word when nobody listens. This is no proxy: the request is routed like any other
+      // method the path does not serve (a 405 with Allow, or a 404), then the connection closes.
+      server.on('connect', (request: http.IncomingMessage, socket: Socket) => {
+        const response = new http.ServerResponse(request);
+        response.shouldKeepAlive = false;
+        response.assignSocket(socket);
+        response.once('finish', () => socket.destroySoon());
+        const refusal = hostRefusal(request);
+        if (refusal === undefined) guarded(request, response);
+        else edge.refused(answerRefusedHead(request, response, refusal));
+      });
       server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
       server.setTimeout(config.requestTimeoutMs + SOCKET_TIMEOUT_MARGIN_MS);
       return server;
@@ -126,6 +146,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { config, recording: options.benchmarkWithoutAuthAndMetricsAsSeller === undefined });
+  edge.refused = (status) => app.metrics.httpRequestsRefused.inc({ status_code: String(status) });
   await app.register(loadSheddingPlugin, { gate });
   await app.register(dbPlugin, { config });
   gate.databaseQueueFull = () => app.db.waitingForConnection >= config.db.queueLimit;

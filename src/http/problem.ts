@@ -15,6 +15,7 @@ export const problemTypes = {
   payloadTooLarge: { slug: 'payload-too-large', title: 'Payload too large' },
   uriTooLong: { slug: 'uri-too-long', title: 'URI too long' },
   unsupportedMediaType: { slug: 'unsupported-media-type', title: 'Unsupported media type' },
+  expectationFailed: { slug: 'expectation-failed', title: 'Expectation failed' },
   tooManyRequests: { slug: 'too-many-requests', title: 'Too many requests' },
   headersTooLarge: { slug: 'headers-too-large', title: 'Request header fields too large' },
   internal: { slug: 'internal-error', title: 'Internal server error' },

@@ -2,7 +2,7 @@
 // never sent. That includes what fails before routing (Fastify's `frameworkErrors`) and before
 // Fastify sees a request at all (Node's HTTP parser: the `clientErrorHandler`).
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { ServerResponse, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -112,7 +112,7 @@ function kindForStatus(status: number): ProblemKind {
 
 /** Safe details for the errors Fastify raises before routing (its own messages echo the path). */
 const FRAMEWORK_ERROR_DETAILS: Record<string, string> = {
-  FST_ERR_BAD_URL: 'the request path is not a valid URL (malformed percent-encoding)',
+  FST_ERR_BAD_URL: 'the request target is not a valid path (malformed percent-encoding, or not a path at all)',
   FST_ERR_MAX_PARAM_LENGTH: 'a path parameter is longer than the router accepts',
 };
 
@@ -183,10 +183,13 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   // Named fields only: Node's parser error carries the raw request bytes (`rawPacket`), headers
   // and bearer token included, and the error serializer would log them.
   this.log.debug({ reqId: requestId, code: error.code, reason: error.message, bytesParsed: error.bytesParsed }, 'client error');
-  // A response still in progress on this connection (keep-alive) owns the bytes that follow: an
-  // answer written now would be read as that response. Node's own rule, made stricter.
+  // Node's own rule: answer unless a response on this connection has started (its bytes own the
+  // connection). A request whose head was read but whose body never completed (a short
+  // Content-Length, a bad chunk, the time limit) has a response that has not started: this answer
+  // is the only one its client gets.
   const inFlight: unknown = Reflect.get(socket, '_httpMessage');
-  if (socket.writable && (inFlight === null || inFlight === undefined)) {
+  const responseStarted = inFlight instanceof ServerResponse && inFlight.headersSent;
+  if (socket.writable && !responseStarted) {
     const { body, headers } = closingProblem(kind, status, detail, requestId);
     const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
@@ -209,14 +212,38 @@ function closingProblem(kind: ProblemKind, status: number, detail: string, reque
   };
 }
 
+/** Why a request is refused from its head alone, before Fastify sees it. */
+export type HeadRefusal = 'missingHost' | 'duplicateHost' | 'unmetExpectation';
+
+const HEAD_REFUSALS: Record<HeadRefusal, { status: number; kind: ProblemKind; detail: string }> = {
+  missingHost: { status: 400, kind: 'badRequest', detail: 'an HTTP/1.1 request must carry a Host header' },
+  duplicateHost: { status: 400, kind: 'badRequest', detail: 'a request must carry exactly one Host header' },
+  unmetExpectation: { status: 417, kind: 'expectationFailed', detail: 'the only expectation this server meets is Expect: 100-continue' },
+};
+
+/** What the server's request listener checks before Fastify: RFC 9112 §3.2's Host rules. */
+export function hostRefusal(request: IncomingMessage): HeadRefusal | undefined {
+  let hosts = 0;
+  const raw = request.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name !== undefined && name.length === 4 && name.toLowerCase() === 'host') hosts += 1;
+  }
+  if (hosts > 1) return 'duplicateHost';
+  return hosts === 0 && request.httpVersion === '1.1' ? 'missingHost' : undefined;
+}
+
 /**
- * An HTTP/1.1 request without a Host header (RFC 9112 §3.2: a 400), answered before Fastify sees
- * it, with the headers every response carries; the connection is closed.
+ * A request refused from its head (RFC 9112 §3.2: no Host, or more than one, gets a 400; an
+ * `Expect` other than 100-continue a 417), answered before Fastify sees it, with the headers every
+ * response carries; the connection is closed. Node's own answers to these are empty.
  */
-export function answerMissingHost(request: IncomingMessage, response: ServerResponse): void {
-  const { body, headers } = closingProblem('badRequest', 400, 'an HTTP/1.1 request must carry a Host header', requestIdOf(request));
-  response.writeHead(400, headers);
+export function answerRefusedHead(request: IncomingMessage, response: ServerResponse, refusal: HeadRefusal): number {
+  const { status, kind, detail } = HEAD_REFUSALS[refusal];
+  const { body, headers } = closingProblem(kind, status, detail, requestIdOf(request));
+  response.writeHead(status, headers);
   response.end(body);
+  return status;
 }
 
 async function errorsPlugin(app: FastifyInstance): Promise<void> {

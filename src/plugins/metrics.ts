@@ -47,10 +47,10 @@ export class AppMetrics {
       buckets: HTTP_BUCKETS,
       registers,
     });
-    // No route, no method worth a label, no start time: what Node's parser refused is counted apart.
+    // No route, no method worth a label, no start time: what is refused before Fastify is counted apart.
     this.httpRequestsRefused = new Counter({
       name: 'http_requests_refused_total',
-      help: 'Requests the HTTP parser refused before routing (not HTTP/1.1, head too large, not received in time), by answer status.',
+      help: 'Requests refused before routing, by the HTTP parser (not HTTP/1.1, head too large, not received in time) or the server (no Host or two, an unknown Expect), by answer status.',
       labelNames: ['status_code'],
       registers,
     });

@@ -125,7 +125,7 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
       };
     }
     responses.default = {
-      description: 'Any other error, as problem+json: 405 (with `Allow`), 408 (request not received in time), 414 (a path parameter over 1,000 characters), 431 (request headers or URL too large), 500',
+      description: 'Any other error, as problem+json: 405 (with `Allow`), 408 (request not received in time), 414 (a path parameter over 1,000 characters), 417 (an `Expect` other than 100-continue), 431 (request headers or URL too large), 500',
       headers: { ...EVERY_RESPONSE_HEADERS, Allow: { description: 'With 405: the methods the path serves', schema: { type: 'string' } } },
       content: { [PROBLEM_CONTENT_TYPE]: { schema: problemRef } },
     };

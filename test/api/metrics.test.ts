@@ -86,14 +86,21 @@ describe('/metrics', () => {
     await request(app.server).get('/v1/order-items/%ff/1').expect(400);
     // A head over the size limit: Node's parser answers 431, no request object exists.
     const port = Number(new URL(await listen(app)).port);
-    await new Promise<void>((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET / HTTP/1.1\r\nHost: x\r\nCookie: ${'c'.repeat(20_000)}\r\n\r\n`));
-      socket.on('data', () => undefined);
-      socket.on('error', () => undefined);
-      socket.on('close', () => resolve());
-      setTimeout(() => reject(new Error('no close')), 5_000).unref();
-    });
+    const exchange = (raw: string): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.write(raw));
+        socket.on('data', () => undefined);
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve());
+        setTimeout(() => reject(new Error('no close')), 5_000).unref();
+      });
+    await exchange(`GET / HTTP/1.1\r\nHost: x\r\nCookie: ${'c'.repeat(20_000)}\r\n\r\n`);
+    // Refused by the server's own checks before Fastify: two Host lines, an unknown expectation.
+    await exchange('GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n');
+    await exchange('GET /healthz HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n');
     const after = await scrape();
+    expect(sample(after, 'http_requests_refused_total', { status_code: '400' })).toBe(1);
+    expect(sample(after, 'http_requests_refused_total', { status_code: '417' })).toBe(1);
     expect(sample(after, 'http_request_duration_seconds_count', unmatched400)).toBe(countBefore + 2);
     expect(sample(after, 'http_request_duration_seconds_sum', unmatched400)).toBeGreaterThan(0);
     expect(sample(after, 'http_requests_refused_total', { status_code: '431' })).toBe(1);

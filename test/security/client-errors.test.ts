@@ -84,6 +84,18 @@ function exchange(raw: string | Buffer, toPort = port): Promise<RawResponse> {
   });
 }
 
+/** Everything the server sends on a fresh connection for `raw`, until it closes. */
+function rawText(raw: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(raw));
+    let data = '';
+    socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(data));
+    setTimeout(() => reject(new Error(`no close: ${data}`)), 5_000).unref();
+  });
+}
+
 /** The headers a routed response carries, from a real request. */
 async function routedHeaders(): Promise<Headers> {
   const routed = await http(`${base}/v1/order-items?limit=1`, { headers: auth(mintToken({ sellerId: SELLERS.alpha })) });
@@ -130,6 +142,54 @@ describe('requests the HTTP parser refuses → problem+json on the socket, then 
   it('an HTTP/1.1 request without a Host header → 400 (not Node\'s empty one)', async () => {
     const routed = await routedHeaders();
     expectProblemResponse(await exchange('GET /healthz HTTP/1.1\r\n\r\n'), 400, 'invalid-request', routed);
+  });
+
+  it('two Host headers → 400 (RFC 9112 §3.2), whatever the HTTP version', async () => {
+    const routed = await routedHeaders();
+    expectProblemResponse(await exchange('GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'), 400, 'invalid-request', routed);
+    expectProblemResponse(await exchange('GET /healthz HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n'), 400, 'invalid-request', routed);
+  });
+
+  it('an Expect other than 100-continue → 417 (not Node\'s empty one); 100-continue is still met', async () => {
+    const routed = await routedHeaders();
+    const token = mintToken({ sellerId: SELLERS.alpha });
+    const response = await exchange(`GET /v1/order-items?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nExpect: nonsense\r\n\r\n`);
+    expectProblemResponse(response, 417, 'expectation-failed', routed);
+    // fetch refuses to send Expect: the interim 100 then the answer, read off the socket.
+    const continued = await rawText(`GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    expect(continued).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  });
+
+  it('CONNECT is routed like any method a path does not serve: 405 with Allow, or 404; then the connection closes', async () => {
+    const routed = await routedHeaders();
+    const known = await exchange('CONNECT /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    expectProblemResponse(known, 405, 'method-not-allowed', routed);
+    expect(known.headers.get('allow')).toBe('GET, HEAD');
+    // The authority form a proxy client sends is not a path at all.
+    const authority = await exchange('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expectProblemResponse(authority, 400, 'invalid-request', routed);
+    expect(JSON.parse(authority.body)).toMatchObject({ detail: expect.stringContaining('not a valid path') });
+  });
+
+  it('a body that stops short of its Content-Length → 408 at REQUEST_TIMEOUT_MS, through the request already routed', async () => {
+    const routed = await routedHeaders();
+    const slow = await buildTestApp(db.url, { REQUEST_TIMEOUT_MS: '1000' });
+    try {
+      const slowPort = Number(new URL(await listen(slow)).port);
+      const writer = mintToken({ scope: 'pipeline:write' });
+      const head = `PUT /v1/pipeline/batches/short-body/stages/landing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${writer}\r\nContent-Type: application/json\r\n`;
+      const response = await exchange(`${head}Content-Length: 100\r\n\r\n{"status":`, slowPort);
+      expectProblemResponse(response, 408, 'request-timeout', routed);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a chunked body with an invalid chunk size → 400 (not a silent close)', async () => {
+    const routed = await routedHeaders();
+    const writer = mintToken({ scope: 'pipeline:write' });
+    const raw = `PUT /v1/pipeline/batches/bad-chunk/stages/landing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${writer}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`;
+    expectProblemResponse(await exchange(raw), 400, 'invalid-request', routed);
   });
 
   it('a request head that never completes → 408 at REQUEST_TIMEOUT_MS (not a silent close)', async () => {

@@ -34,9 +34,13 @@ export const InvalidParam = z
 
 export const Problem = z
   .object({
-    type: z.string(),
+    type: z.string().meta({
+      description: `What went wrong, as a URI a client can switch on: ${Object.values(problemTypes)
+        .map(({ slug }) => `\`${PROBLEM_TYPE_BASE}${slug}\``)
+        .join(', ')}.`,
+    }),
     title: z.string(),
-    status: z.number().int(),
+    status: z.number().int().min(400).max(599),
     detail: z.string(),
     invalidParams: z.array(InvalidParam).optional(),
   })

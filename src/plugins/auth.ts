@@ -55,9 +55,24 @@ declare module '@fastify/jwt' {
   }
 }
 
+const REALM = 'Bearer realm="order-items-api"';
+
+/**
+ * A 401 with its RFC 6750 §3 challenge: `error="invalid_token"` once a token was presented, none
+ * when the request carried no credentials at all.
+ */
 export class AuthError extends HttpProblem {
-  constructor(detail: string) {
-    super('unauthorized', 401, detail, undefined, { 'www-authenticate': 'Bearer realm="order-items-api"' });
+  constructor(detail: string, tokenPresented = true) {
+    super('unauthorized', 401, detail, undefined, { 'www-authenticate': tokenPresented ? `${REALM}, error="invalid_token"` : REALM });
+  }
+}
+
+/** A 403: the token is valid but lacks the route's scope (RFC 6750 §3.1 `insufficient_scope`). */
+class InsufficientScopeError extends HttpProblem {
+  constructor(scope: string) {
+    super('forbidden', 403, `token lacks the "${scope}" scope`, undefined, {
+      'www-authenticate': `${REALM}, error="insufficient_scope", scope="${scope}"`,
+    });
   }
 }
 
@@ -182,10 +197,11 @@ function verifiedClaims(claims: Record<string, unknown>, token: string): Verifie
 /** The token of a well-formed `Authorization: Bearer <jws>` header. */
 function bearerToken(request: FastifyRequest): string {
   const header = request.headers.authorization;
-  if (header === undefined) throw new AuthError('missing bearer token');
+  if (header === undefined) throw new AuthError('missing bearer token', false);
   if (header.length > MAX_TOKEN_BYTES + 7) throw new AuthError('token too large');
   const match = BEARER.exec(header);
-  if (match === null) throw new AuthError('malformed Authorization header: expected "Bearer <jwt>"');
+  // Another scheme (Basic, …) presents no bearer token: its challenge names no error (RFC 6750 §3.1).
+  if (match === null) throw new AuthError('malformed Authorization header: expected "Bearer <jwt>"', /^bearer(\s|$)/i.test(header));
   // Node keeps the first of several Authorization fields; a proxy may read another one, and the
   // two would disagree about who is calling (RFC 9110 §5.3: it is not a list field).
   if (authorizationFields(request.raw.rawHeaders) > 1) throw new AuthError('more than one Authorization header');
@@ -253,7 +269,7 @@ function authorize(request: FastifyRequest, verified: VerifiedClaims, access: Ex
   request.principal = principal;
   // The scope first: a valid token without the route's scope (a service token on a data route,
   // a seller token on a pipeline route) is a 403, whatever its other claims say.
-  if (!principal.scopes.has(access.scope)) throw new HttpProblem('forbidden', 403, `token lacks the "${access.scope}" scope`);
+  if (!principal.scopes.has(access.scope)) throw new InsufficientScopeError(access.scope);
   if (access.kind === 'tenant') {
     const sellerId = claims[tenantClaim];
     // Validated as a string before any query: a numeric claim compared with a VARCHAR column

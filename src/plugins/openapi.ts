@@ -14,22 +14,53 @@ const HEADER_REF = '#/components/headers/';
 
 /** Headers of every response, whatever the route and status. */
 const EVERY_RESPONSE_HEADERS = { 'X-Request-Id': { $ref: `${HEADER_REF}RequestId` }, 'Cache-Control': { $ref: `${HEADER_REF}CacheControl` } };
-/** Headers of the answers a rate-limited route gives once the caller is authenticated (not 401, 403). */
+/** Headers of the answers a rate-limited route gives once the limiter has counted the request. */
 const RATE_LIMIT_HEADERS = {
   'X-RateLimit-Limit': { $ref: `${HEADER_REF}RateLimitLimit` },
   'X-RateLimit-Remaining': { $ref: `${HEADER_REF}RateLimitRemaining` },
   'X-RateLimit-Reset': { $ref: `${HEADER_REF}RateLimitReset` },
 };
+const RATE_LIMIT_SCHEMAS = {
+  'X-RateLimit-Limit': { description: 'Requests allowed per window (per seller, or per service caller)', schema: { type: 'integer', minimum: 1 } },
+  'X-RateLimit-Remaining': { description: 'Requests left in the current window', schema: { type: 'integer', minimum: 0 } },
+  'X-RateLimit-Reset': { description: 'Seconds until the window resets', schema: { type: 'integer', minimum: 0 } },
+};
+const RATE_LIMIT_SOMETIMES = 'absent when the request was refused before the rate limiter counted it';
+/**
+ * The same headers where only some answers of a status carry them (a 400 the router or the body
+ * parser gave, a 503 of load shedding come before the limiter): not required there.
+ */
+const OPTIONAL_RATE_LIMIT_HEADERS = Object.fromEntries(
+  Object.entries(RATE_LIMIT_SCHEMAS).map(([name, header]) => [name, { ...header, description: `${header.description}; ${RATE_LIMIT_SOMETIMES}` }]),
+);
+/**
+ * Which rate-limit headers a status carries on a rate-limited route: none where the caller was
+ * refused before the limiter (401, 403, a body too large or not JSON), optional where only some
+ * answers come after it.
+ */
+function rateLimitHeadersFor(status: string): Record<string, JsonObject> {
+  if (['401', '403', '413', '415'].includes(status)) return {};
+  if (status === '400' || status === '503') return OPTIONAL_RATE_LIMIT_HEADERS;
+  return RATE_LIMIT_HEADERS;
+}
 const HEADER_COMPONENTS = {
   RequestId: {
     description: "The request's id, also on every log line of the request: the caller's own `X-Request-Id` when it is a plain token (1–64 of `A-Za-z0-9._:-`), else a new UUID",
+    required: true,
     schema: { type: 'string' },
   },
-  CacheControl: { description: '`no-store`: tenant data is never kept by a cache', schema: { type: 'string' } },
-  RateLimitLimit: { description: 'Requests allowed per window (per seller, or per service subject)', schema: { type: 'integer' } },
-  RateLimitRemaining: { description: 'Requests left in the current window', schema: { type: 'integer' } },
-  RateLimitReset: { description: 'Seconds until the window resets', schema: { type: 'integer' } },
+  CacheControl: { description: '`no-store`: tenant data is never kept by a cache', required: true, schema: { type: 'string' } },
+  RateLimitLimit: { ...RATE_LIMIT_SCHEMAS['X-RateLimit-Limit'], required: true },
+  RateLimitRemaining: { ...RATE_LIMIT_SCHEMAS['X-RateLimit-Remaining'], required: true },
+  RateLimitReset: { ...RATE_LIMIT_SCHEMAS['X-RateLimit-Reset'], required: true },
 };
+const RETRY_AFTER = { description: 'Seconds to wait before retrying', required: true, schema: { type: 'integer', minimum: 0 } };
+const CHALLENGE = (example: string): JsonObject => ({
+  description: 'RFC 6750 Bearer challenge',
+  required: true,
+  schema: { type: 'string' },
+  example,
+});
 
 export const API_INFO = {
   title: 'order-items-api',
@@ -100,15 +131,14 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
       const schema = isProblem ? problemRef : response.schema === undefined ? undefined : collector.convert(response.schema, 'output');
       const headers: Record<string, JsonObject> = {
         ...EVERY_RESPONSE_HEADERS,
-        ...(rateLimited && status !== '401' && status !== '403' ? RATE_LIMIT_HEADERS : {}),
+        ...(rateLimited ? rateLimitHeadersFor(status) : {}),
       };
       for (const [name, header] of Object.entries(response.headers ?? {})) {
         headers[name] = { description: header.description, schema: collector.convert(header.schema, 'output') };
       }
-      if (isProblem && (status === '401' || status === '429' || status === '503')) {
-        const name = status === '401' ? 'WWW-Authenticate' : 'Retry-After';
-        headers[name] = { description: status === '401' ? 'Bearer challenge' : 'Seconds to wait before retrying', schema: { type: 'string' } };
-      }
+      if (status === '401') headers['WWW-Authenticate'] = CHALLENGE('Bearer realm="order-items-api", error="invalid_token"');
+      if (status === '403') headers['WWW-Authenticate'] = CHALLENGE('Bearer realm="order-items-api", error="insufficient_scope", scope="order-items:read"');
+      if (status === '429' || status === '503') headers['Retry-After'] = RETRY_AFTER;
       responses[status] = {
         description: response.description,
         ...(Object.keys(headers).length > 0 ? { headers } : {}),
@@ -120,7 +150,7 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
     if (spec.access.kind !== 'public') {
       responses['401'] ??= {
         description: 'Missing or invalid token',
-        headers: { ...EVERY_RESPONSE_HEADERS, 'WWW-Authenticate': { description: 'Bearer challenge', schema: { type: 'string' } } },
+        headers: { ...EVERY_RESPONSE_HEADERS, 'WWW-Authenticate': CHALLENGE('Bearer realm="order-items-api", error="invalid_token"') },
         content: { [PROBLEM_CONTENT_TYPE]: { schema: problemRef } },
       };
     }
@@ -155,7 +185,8 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
     openapi: '3.1.0',
     info: {
       ...API_INFO,
-      license: { name: 'UNLICENSED', identifier: 'UNLICENSED' },
+      // package.json's UNLICENSED: proprietary, no SPDX identifier applies.
+      license: { name: 'Proprietary (UNLICENSED): not licensed for use outside the project' },
     },
     servers: [{ url: 'http://127.0.0.1:3000', description: 'Local demo (npm run demo)' }],
     tags: [

@@ -126,10 +126,20 @@ describe('401: with WWW-Authenticate: Bearer', () => {
     ['malformed tenant claim', bearer(good({ tenant_id: 'ABC' }))],
     ['numeric tenant claim', bearer(good({ tenant_id: 0 }))],
   ];
-  it.each(cases)('%s → 401', async (_name, headers) => {
+  // RFC 6750 §3.1: no error code when no bearer token was presented (none, or another scheme).
+  const withoutBearerToken = new Set(['missing token', 'malformed header']);
+  it.each(cases)('%s → 401', async (name, headers) => {
     const response = await request(app.server).get('/v1/order-items').set(headers);
     expectProblem(response, 401);
-    expect(response.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(response.headers['www-authenticate']).toBe(
+      withoutBearerToken.has(name) ? 'Bearer realm="order-items-api"' : 'Bearer realm="order-items-api", error="invalid_token"',
+    );
+  });
+
+  it('a token without the route\'s scope → 403 with an insufficient_scope challenge naming it', async () => {
+    const response = await request(app.server).get('/v1/order-items').set(bearer(good({ scope: 'pipeline:read' })));
+    expectProblem(response, 403);
+    expect(response.headers['www-authenticate']).toBe('Bearer realm="order-items-api", error="insufficient_scope", scope="order-items:read"');
   });
 
   it('when a token lacks exp, then 401', async () => {

@@ -64,8 +64,11 @@ describe('openapi.yaml', () => {
 describe('the headers the server sends', () => {
   // What a client can act on; transport and browser-security headers (content-type, date, CSP...) are not listed.
   const API_HEADERS = new Set(['x-request-id', 'cache-control', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-data-freshness', 'retry-after', 'www-authenticate', 'allow']);
-  type Operation = { responses: Record<string, { headers?: Record<string, unknown> }> };
-  const document = (): { paths: Record<string, Record<string, Operation>> } => parse(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8'));
+  type Header = { $ref?: string; required?: boolean };
+  type Operation = { responses: Record<string, { headers?: Record<string, Header> }> };
+  const document = (): { paths: Record<string, Record<string, Operation>>; components: { headers: Record<string, Header> } } =>
+    parse(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8'));
+  const resolve = (header: Header): Header => (header.$ref === undefined ? header : (document().components.headers[header.$ref.split('/').pop() ?? ''] ?? {}));
 
   it.each([
     ['/v1/order-items?limit=2', 'get', '/v1/order-items', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` }],
@@ -73,7 +76,9 @@ describe('the headers the server sends', () => {
     ['/v1/order-items?limit=0', 'get', '/v1/order-items', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` }],
     ['/v1/order-items', 'delete', '/v1/order-items', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` }],
     ['/readyz', 'get', '/readyz', {}],
-  ])('%s (%s) carries only headers its documented response declares', async (url, method, path, headers) => {
+    ['/v1/order-items', 'get', '/v1/order-items', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha, scope: 'pipeline:read' })}` }],
+    [`/v1/orders/${'f'.repeat(32)}`, 'get', '/v1/orders/{orderId}', { authorization: `Bearer ${mintToken({ sellerId: SELLERS.alpha })}` }],
+  ])('%s (%s) carries the headers its documented response requires, and no other', async (url, method, path, headers) => {
     const response = await fetch(`${baseUrl}${url}`, { method: method.toUpperCase(), headers });
     await response.arrayBuffer();
     // An undeclared method is answered by the path's documented operations' `default` response.
@@ -84,6 +89,23 @@ describe('the headers the server sends', () => {
     const sent = [...response.headers.keys()].filter((name) => API_HEADERS.has(name));
     expect(sent.length).toBeGreaterThan(0);
     for (const name of sent) expect(names.has(name), `${url}: ${response.status} sends ${name}`).toBe(true);
+    for (const [name, header] of Object.entries(declared?.headers ?? {})) {
+      if (resolve(header).required === true) expect(response.headers.has(name), `${url}: ${response.status} lacks ${name}`).toBe(true);
+    }
+  });
+
+  it('every route documents a 404 only where it reads one resource by id', () => {
+    const withNotFound = Object.values(document().paths).flatMap((operations) =>
+      Object.values(operations)
+        .filter((operation) => '404' in operation.responses)
+        .map((operation) => (operation as { operationId?: string }).operationId),
+    );
+    expect(withNotFound.sort()).toEqual(['getBatch', 'getOrder', 'getOrderItem']);
+  });
+
+  it('reads the same under YAML 1.1 as under 1.2 (no date-time example turns into a timestamp)', () => {
+    const text = readFileSync(join(ROOT, 'openapi.yaml'), 'utf8');
+    expect(parse(text, { version: '1.1' })).toEqual(parse(text));
   });
 });
 

@@ -9,7 +9,7 @@ export const Freshness = z
   .object({
     batchId: z.string().meta({ description: 'The newest batch whose staging stage succeeded.' }),
     ingestedAt: z.string().meta({ format: 'date-time', description: "The batch's ingestion timestamp (UTC)." }),
-    ageSeconds: z.number().int().meta({ description: 'Seconds between ingestion and this response.' }),
+    ageSeconds: z.number().int().nonnegative().meta({ description: 'Seconds between ingestion and this response.' }),
   })
   .meta({ id: 'Freshness' });
 export type Freshness = z.infer<typeof Freshness>;

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { requireTenant } from '../../plugins/auth.js';
 import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, notFound } from '../../http/problem.js';
-import { PROBLEM_RESPONSES } from '../../http/responses.js';
+import { NOT_FOUND_RESPONSE, PROBLEM_RESPONSES } from '../../http/responses.js';
 import { defineRoute, NoQuery } from '../../http/route.js';
 import { isoSecondToSql, parseIsoInstant, toSqlTimestamp } from '../../http/timestamps.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
@@ -157,7 +157,7 @@ export default async function orderItemRoutes(app: FastifyInstance, options: { c
       access: { kind: 'tenant', scope: 'order-items:read' },
       querystring: NoQuery,
       params: OrderItemParams,
-      responses: { 200: { description: 'The order item', schema: OrderItem, headers: FRESHNESS_RESPONSE_HEADER }, ...PROBLEM_RESPONSES },
+      responses: { 200: { description: 'The order item', schema: OrderItem, headers: FRESHNESS_RESPONSE_HEADER }, ...PROBLEM_RESPONSES, ...NOT_FOUND_RESPONSE },
     },
     async (request, reply) => {
       const scope = requireTenant(request);

@@ -43,7 +43,7 @@ export const ListOrderItemsQuery = z.strictObject({
   cursor: z.string().min(1).max(512).optional().meta({ description: 'Opaque cursor from the previous page.' }),
   from: InstantParam.optional().meta({ description: 'Purchase time lower bound (inclusive), ISO 8601; without an offset it is UTC.' }),
   to: InstantParam.optional().meta({ description: 'Purchase time upper bound (exclusive), ISO 8601; without an offset it is UTC.' }),
-  status: OrderStatus.optional(),
+  status: OrderStatus.optional().meta({ description: "Only items of orders in this status." }),
   category: z
     .string()
     .min(1)
@@ -53,7 +53,7 @@ export const ListOrderItemsQuery = z.strictObject({
     .regex(/^(?!\s)[\s\S]*(?<!\s)$/)
     .optional()
     .meta({ description: 'English product category, matched exactly (case and accents count; no space at either end).' }),
-  orderId: HexId.optional(),
+  orderId: HexId.optional().meta({ description: "Only this order's items (32 lowercase hex)." }),
 });
 export type ListOrderItemsQuery = z.infer<typeof ListOrderItemsQuery>;
 
@@ -66,13 +66,13 @@ export const OrderItemPage = z
   .meta({ id: 'OrderItemPage' });
 
 export const OrderItemParams = z.strictObject({
-  orderId: HexId,
-  orderItemId: z.number().int().min(1).max(65535),
+  orderId: HexId.meta({ description: 'The order (32 lowercase hex).' }),
+  orderItemId: z.number().int().min(1).max(65535).meta({ description: "The item's sequence number within the order (1 for its first item)." }),
 });
 
 export const SUMMARY_GROUPS = ['day', 'month', 'category'] as const;
 export const SummaryQuery = z.strictObject({
-  groupBy: z.enum(SUMMARY_GROUPS),
+  groupBy: z.enum(SUMMARY_GROUPS).meta({ description: 'Bucket by UTC purchase day (`YYYY-MM-DD`), month (`YYYY-MM`) or English product category (null key: uncategorized).' }),
   from: InstantParam.optional().meta({ description: 'Purchase time lower bound (inclusive), ISO 8601; without an offset it is UTC.' }),
   to: InstantParam.optional().meta({ description: 'Purchase time upper bound (exclusive), ISO 8601; without an offset it is UTC.' }),
 });
@@ -80,7 +80,7 @@ export const SummaryQuery = z.strictObject({
 export const SummaryBucket = z
   .object({
     key: z.string().nullable().meta({ description: 'YYYY-MM-DD, YYYY-MM or the English category (null: uncategorized, listed last).' }),
-    itemCount: z.number().int(),
+    itemCount: z.number().int().nonnegative(),
     revenue: Decimal,
     freight: Decimal,
   })

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { requireTenant } from '../../plugins/auth.js';
 import { notFound } from '../../http/problem.js';
-import { PROBLEM_RESPONSES } from '../../http/responses.js';
+import { NOT_FOUND_RESPONSE, PROBLEM_RESPONSES } from '../../http/responses.js';
 import { defineRoute, NoQuery } from '../../http/route.js';
 import { FRESHNESS_RESPONSE_HEADER } from '../freshness/tracker.js';
 import { toOrderItem } from '../order-items/repository.js';
@@ -20,7 +20,7 @@ export default async function orderRoutes(app: FastifyInstance): Promise<void> {
       access: { kind: 'tenant', scope: 'order-items:read' },
       querystring: NoQuery,
       params: OrderParams,
-      responses: { 200: { description: 'The order', schema: Order, headers: FRESHNESS_RESPONSE_HEADER }, ...PROBLEM_RESPONSES },
+      responses: { 200: { description: 'The order', schema: Order, headers: FRESHNESS_RESPONSE_HEADER }, ...PROBLEM_RESPONSES, ...NOT_FOUND_RESPONSE },
     },
     async (request, reply) => {
       const scope = requireTenant(request);

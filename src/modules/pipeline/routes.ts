@@ -4,7 +4,7 @@ import { CursorCodec, CursorError } from '../../http/cursor.js';
 import { badRequest, conflict, notFound } from '../../http/problem.js';
 import { defineRoute, NoQuery } from '../../http/route.js';
 import { sqlMillisToIso, sqlTimestampToMs, toSqlTimestamp } from '../../http/timestamps.js';
-import { BODY_PROBLEM_RESPONSES, PROBLEM_RESPONSES } from '../../http/responses.js';
+import { BODY_PROBLEM_RESPONSES, NOT_FOUND_RESPONSE, PROBLEM_RESPONSES } from '../../http/responses.js';
 import { toBatch } from './batches.js';
 import * as repository from './repository.js';
 import { Batch, BatchPage, BatchParams, ListBatchesQuery, StageParams, StageReport, StageRun } from './schemas.js';
@@ -176,7 +176,7 @@ export default async function pipelineRoutes(app: FastifyInstance, options: { cu
       access: { kind: 'service', scope: 'pipeline:read' },
       querystring: NoQuery,
       params: BatchParams,
-      responses: { 200: { description: 'The batch', schema: Batch }, ...PROBLEM_RESPONSES },
+      responses: { 200: { description: 'The batch', schema: Batch }, ...PROBLEM_RESPONSES, ...NOT_FOUND_RESPONSE },
     },
     async (request) => {
       const batch = await repository.getBatch(app.db, request.params.batchId);

@@ -55,9 +55,9 @@ export const StageRun = z
     durationSeconds: z.number().nullable().meta({ description: 'finishedAt - startedAt.' }),
     gapSeconds: z.number().nullable().meta({ description: "Time between the previous stage's end (or the ingestion, for the first) and this stage's start; negative when the two overlap." }),
     lagSeconds: z.number().nullable().meta({ description: 'Batch ingestion to the end of this stage.' }),
-    rowsIn: z.number().int().nullable(),
-    rowsOut: z.number().int().nullable(),
-    rowsRejected: z.number().int().nullable(),
+    rowsIn: z.number().int().nonnegative().nullable(),
+    rowsOut: z.number().int().nonnegative().nullable(),
+    rowsRejected: z.number().int().nonnegative().nullable(),
   })
   .meta({ id: 'StageRun' });
 export type StageRun = z.infer<typeof StageRun>;
@@ -83,6 +83,6 @@ export const BatchPage = z
   .meta({ id: 'BatchPage' });
 
 export const ListBatchesQuery = z.strictObject({
-  limit: z.number().int().min(1).max(100).default(20),
-  cursor: z.string().min(1).max(512).optional(),
+  limit: z.number().int().min(1).max(100).default(20).meta({ description: 'Page size.' }),
+  cursor: z.string().min(1).max(512).optional().meta({ description: 'Opaque cursor from the previous page.' }),
 });

@@ -132,12 +132,17 @@ describe('/metrics', () => {
   });
 
   it('the stage figures are those of one batch, the one served, never a mix of batches', async () => {
+    // One clock reading for every timestamp below: on a loaded machine, NOW() read statement by
+    // statement drifts by more than the half second these figures are compared to.
+    const [[clock]] = await db.pool.query<RowDataPacket[]>(`SELECT DATE_FORMAT(NOW(3), '%Y-%m-%d %H:%i:%s.%f') AS now`);
+    const now = String(clock?.now);
     // A newer batch upstream: its source ran 15 s, its landing is still running, it is not staged.
-    await db.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('newer-batch', 'test', NOW(3) - INTERVAL 20 SECOND, 'running')`);
+    await db.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES ('newer-batch', 'test', CAST(? AS DATETIME(3)) - INTERVAL 20 SECOND, 'running')`, [now]);
     await db.pool.query(
       `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES
-       ('newer-batch', 'source', NOW(3) - INTERVAL 20 SECOND, NOW(3) - INTERVAL 5 SECOND, 'succeeded'),
-       ('newer-batch', 'landing', NOW(3) - INTERVAL 5 SECOND, NULL, 'running')`,
+       ('newer-batch', 'source', CAST(? AS DATETIME(3)) - INTERVAL 20 SECOND, CAST(? AS DATETIME(3)) - INTERVAL 5 SECOND, 'succeeded'),
+       ('newer-batch', 'landing', CAST(? AS DATETIME(3)) - INTERVAL 5 SECOND, NULL, 'running')`,
+      [now, now, now],
     );
     const uncached = await buildTestApp(db.url, { FRESHNESS_CACHE_MS: '0' });
     try {
@@ -150,11 +155,13 @@ describe('/metrics', () => {
 
       // Once the newer batch is staged, every figure is its own, and the older batch's gold is gone.
       await db.pool.query(
-        `UPDATE etl_batch_stage SET finished_at = NOW(3) - INTERVAL 3 SECOND, status = 'succeeded' WHERE batch_id = 'newer-batch' AND stage = 'landing'`,
+        `UPDATE etl_batch_stage SET finished_at = CAST(? AS DATETIME(3)) - INTERVAL 3 SECOND, status = 'succeeded' WHERE batch_id = 'newer-batch' AND stage = 'landing'`,
+        [now],
       );
       await db.pool.query(
         `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status)
-         VALUES ('newer-batch', 'staging', NOW(3) - INTERVAL 3 SECOND, NOW(3) - INTERVAL 1 SECOND, 'succeeded')`,
+         VALUES ('newer-batch', 'staging', CAST(? AS DATETIME(3)) - INTERVAL 3 SECOND, CAST(? AS DATETIME(3)) - INTERVAL 1 SECOND, 'succeeded')`,
+        [now, now],
       );
       await uncached.refreshPipelineMetrics();
       text = await uncached.metrics.registry.metrics();
@@ -167,6 +174,48 @@ describe('/metrics', () => {
     } finally {
       await uncached.close();
     }
+  });
+
+  it('requests to paths no route serves are labelled unmatched, never with their URL', async () => {
+    const token = bearer(mintToken({ sellerId: SELLERS.alpha }));
+    for (const path of ['/nope', `/nope/${SELLERS.beta}?access_token=secret`, '/v1/order-items/x/y/z']) {
+      await request(app.server).get(path).set(token).expect(404);
+    }
+    const text = await scrape();
+    const routes = new Set([...text.matchAll(/^http_request_duration_seconds_count\{[^}]*route="([^"]*)"/gm)].map((match) => match[1]));
+    expect(routes.has('unmatched')).toBe(true);
+    for (const route of routes) expect(route === 'unmatched' || route?.startsWith('/v1/') || route?.startsWith('/'), route).toBe(true);
+    expect([...routes].filter((route) => route?.includes('nope') || route?.includes('/x/y'))).toEqual([]);
+    expect(text).not.toContain(SELLERS.beta);
+    expect(text).not.toContain('secret');
+  });
+
+  it('a batch served many times is recorded as first served once (no write per request)', async () => {
+    const token = bearer(mintToken({ sellerId: SELLERS.alpha }));
+    // The newest staged batch may be one this app has not served yet: its one write comes first.
+    await request(app.server).get('/v1/order-items?limit=1').set(token).expect(200);
+    await app.firstServed.settled();
+    const writes = (): number => sample(text, 'db_query_duration_seconds_count', { query: 'recordFirstServed' }) ?? 0;
+    let text = await scrape();
+    const before = writes();
+    expect(before).toBeGreaterThan(0);
+    for (let n = 0; n < 5; n += 1) {
+      await request(app.server).get('/v1/order-items?limit=1').set(token).expect(200);
+      await app.firstServed.settled();
+    }
+    text = await scrape();
+    expect(writes()).toBe(before);
+  });
+
+  it('the rejected-rows counter follows a stage\'s running total forward only (a lower total is not counted)', async () => {
+    const counted = async (): Promise<number | undefined> => sample(await scrape(), 'etl_rejected_rows_total', { stage: 'unit-stage' });
+    app.metrics.setRejectedRowsTotal('unit-stage', 10);
+    expect(await counted()).toBe(10);
+    // A re-reported run with fewer rejects (a corrected report) takes nothing back and adds nothing.
+    app.metrics.setRejectedRowsTotal('unit-stage', 5);
+    expect(await counted()).toBe(10);
+    app.metrics.setRejectedRowsTotal('unit-stage', 12);
+    expect(await counted()).toBe(12);
   });
 
   it('every metric has HELP and TYPE, and names follow the Prometheus conventions', async () => {

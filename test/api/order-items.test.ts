@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { RowDataPacket } from 'mysql2/promise';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp } from '../helpers/app.js';
@@ -150,19 +151,35 @@ describe('GET /v1/order-items', () => {
     );
   });
 
-  it('when a cursor is reused with other filters, then it is refused with 400', async () => {
-    const first = await request(app.server).get('/v1/order-items?limit=2').set(alpha).expect(200);
-    const response = await request(app.server)
-      .get(`/v1/order-items?limit=2&status=delivered&cursor=${encodeURIComponent(first.body.nextCursor)}`)
-      .set(alpha)
-      .expect(400);
-    expect(response.body.invalidParams[0].name).toBe('cursor');
+  it('when a cursor is reused with any other filter, then it is refused with 400', async () => {
+    const filters = '&status=delivered&from=2017-01-01T00:00:00Z&to=2030-01-01T00:00:00Z';
+    const first = await request(app.server).get(`/v1/order-items?limit=2${filters}`).set(alpha).expect(200);
+    const cursor = encodeURIComponent(first.body.nextCursor as string);
+    // The same filters continue; each one changed, added or dropped is another listing.
+    await request(app.server).get(`/v1/order-items?limit=2${filters}&cursor=${cursor}`).set(alpha).expect(200);
+    const own = items.find((item) => item.sellerId === SELLERS.alpha);
+    const others = [
+      '&status=shipped&from=2017-01-01T00:00:00Z&to=2030-01-01T00:00:00Z',
+      '&from=2017-01-01T00:00:00Z&to=2030-01-01T00:00:00Z',
+      '&status=delivered&from=2017-01-02T00:00:00Z&to=2030-01-01T00:00:00Z',
+      '&status=delivered&from=2017-01-01T00:00:00Z&to=2029-01-01T00:00:00Z',
+      '&status=delivered&from=2017-01-01T00:00:00Z',
+      `${filters}&category=toys`,
+      `${filters}&orderId=${own?.orderId ?? ''}`,
+    ];
+    for (const other of others) {
+      const response = await request(app.server).get(`/v1/order-items?limit=2${other}&cursor=${cursor}`).set(alpha);
+      expect(response.status, other).toBe(400);
+      expect(response.body.invalidParams[0].name).toBe('cursor');
+    }
   });
 
   it('when a cursor is tampered with, then it is refused with 400', async () => {
     const first = await request(app.server).get('/v1/order-items?limit=2').set(alpha).expect(200);
     const cursor = first.body.nextCursor as string;
     const [payload, mac] = cursor.split('.') as [string, string];
+    // 128 bits of MAC: guessing one is out of reach, whatever the request rate.
+    expect(Buffer.from(mac, 'base64url').length).toBeGreaterThanOrEqual(16);
     const forged = Buffer.from(
       JSON.stringify([...(JSON.parse(Buffer.from(payload, 'base64url').toString()) as unknown[]).slice(0, 1), '2030-01-01 00:00:00', 'f'.repeat(32), 1]),
     ).toString('base64url');
@@ -175,6 +192,32 @@ describe('GET /v1/order-items', () => {
       const response = await request(app.server).get(`/v1/order-items?cursor=${encodeURIComponent(bad)}`).set(alpha).expect(400);
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(response.body.detail).toContain('cursor');
+    }
+  });
+});
+
+describe('freshness', () => {
+  it('when a newer batch failed or is still running its staging stage, then freshness stays on the newest staged one', async () => {
+    const uncached = await buildTestApp(db.url, { FRESHNESS_CACHE_MS: '0' });
+    try {
+      for (const [batchId, status] of [['batch-staging-failed', 'failed'], ['batch-staging-running', 'running']] as const) {
+        await db.pool.query(`INSERT INTO etl_batch (batch_id, source, created_at, status) VALUES (?, 'test', NOW(3) + INTERVAL 1 SECOND, ?)`, [batchId, status]);
+        await db.pool.query(
+          `INSERT INTO etl_batch_stage (batch_id, stage, started_at, finished_at, status) VALUES (?, 'staging', NOW(3), IF(? = 'failed', NOW(3), NULL), ?)`,
+          [batchId, status, status],
+        );
+      }
+      const response = await request(uncached.server).get('/v1/order-items?limit=1').set(alpha).expect(200);
+      expect(response.body.freshness.batchId).toBe(FIXTURE_BATCH);
+      expect(response.headers['x-data-freshness']).toContain(`batchId=${FIXTURE_BATCH};`);
+      await uncached.refreshPipelineMetrics();
+      const gauge = (await uncached.metrics.registry.getSingleMetric('order_items_last_staged_batch_timestamp_seconds')?.get())?.values[0]?.value;
+      const [[fixture]] = await db.pool.query<RowDataPacket[]>(`SELECT UNIX_TIMESTAMP(created_at) AS at FROM etl_batch WHERE batch_id = ?`, [FIXTURE_BATCH]);
+      expect(gauge).toBeCloseTo(Number(fixture?.at), 0);
+    } finally {
+      await uncached.close();
+      await db.pool.query(`DELETE FROM etl_batch_stage WHERE batch_id IN ('batch-staging-failed', 'batch-staging-running')`);
+      await db.pool.query(`DELETE FROM etl_batch WHERE batch_id IN ('batch-staging-failed', 'batch-staging-running')`);
     }
   });
 });

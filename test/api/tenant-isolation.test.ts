@@ -72,6 +72,24 @@ const CROSS_TENANT_CASES: Record<string, () => Promise<void>> = {
     const response = await missing('/v1/order-items/summary?groupBy=month');
     const counted = response.body.buckets.reduce((total: number, bucket: { itemCount: number }) => total + bucket.itemCount, 0);
     expect(counted).toBe(own.length);
+    // A window that cuts days in two is read from the items for its partial days and from the
+    // daily totals for the whole ones: both paths must count the attacker's items only.
+    const times = items.map((item) => Date.parse(`${item.purchasedAt.replace(' ', 'T')}Z`)).sort((a, b) => a - b);
+    // Items are bought at 12:00–15:00 every fifth day: these bounds cut the first and last days.
+    const from = new Date((times[0] ?? 0) + 90 * 60_000).toISOString();
+    const to = new Date((times.at(-1) ?? 0) - 90 * 60_000).toISOString();
+    const inWindow = own.filter((item) => {
+      const at = Date.parse(`${item.purchasedAt.replace(' ', 'T')}Z`);
+      return at >= Date.parse(from) && at < Date.parse(to);
+    });
+    expect(inWindow.length).toBeGreaterThan(0);
+    expect(inWindow.length).toBeLessThan(own.length);
+    for (const groupBy of ['day', 'month', 'category']) {
+      const windowed = await missing(`/v1/order-items/summary?groupBy=${groupBy}&from=${from}&to=${to}`);
+      expect(windowed.status).toBe(200);
+      const total = windowed.body.buckets.reduce((sum: number, bucket: { itemCount: number }) => sum + bucket.itemCount, 0);
+      expect(total, groupBy).toBe(inWindow.length);
+    }
   },
 };
 
@@ -111,5 +129,8 @@ describe('cross-tenant isolation', () => {
     const { TenantScope, sellerIdOf } = await import('../../src/auth/tenant-scope.js');
     expect(() => TenantScope.claimIssuer()).toThrow(/auth plugin/);
     expect(() => sellerIdOf({ sellerId: attacker } as unknown as Parameters<typeof sellerIdOf>[0])).toThrow(/not issued/);
+    // Not even an object of the class itself: only the instances the issuer made are known.
+    const lookalike = Object.assign(Object.create(TenantScope.prototype) as object, { sellerId: attacker });
+    expect(() => sellerIdOf(lookalike as Parameters<typeof sellerIdOf>[0])).toThrow(/not issued/);
   });
 });

@@ -440,8 +440,9 @@ describe('API8: security misconfiguration', () => {
       await db.pool.query('RENAME TABLE dim_customer TO dim_customer_gone, order_item_wide TO order_item_wide_gone');
       try {
         const result = await get('/v1/order-items?limit=1');
-        expect([500, 503]).toContain(result.status);
-        expect(result.headers.get('content-type')).toContain('application/problem+json');
+        // A schema not there (yet) is an outage of the data store, not a bug of the request.
+        expectProblem(result, 503);
+        expect(Number(result.headers.get('retry-after'))).toBeGreaterThan(0);
         expect(result.text).not.toMatch(LEAKS);
       } finally {
         await db.pool.query('RENAME TABLE dim_customer_gone TO dim_customer, order_item_wide_gone TO order_item_wide');

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin';
 import type { Config, JwtKeyConfig } from '../config.js';
 import { TenantScope, isSellerId } from '../auth/tenant-scope.js';
 import { JwksKeyStore, SigningKeysUnavailableError } from '../auth/jwks-key-store.js';
+import { duplicateMemberName, isCanonicalBase64url } from '../auth/token-text.js';
 import { VerifiedTokenCache } from '../auth/verified-token-cache.js';
 import { HttpProblem } from '../http/problem.js';
 import { hookList, type Access, type Scope } from '../http/route.js';
@@ -243,6 +244,12 @@ async function verify(
   clockToleranceMs: number,
 ): Promise<VerifiedClaims> {
   const jwtHeader = decodeHeader(token);
+  const [headerText = '', payloadText = '', signature = ''] = token.split('.');
+  if (!isCanonicalBase64url(signature)) throw new AuthError('token signature is not canonical base64url');
+  for (const segment of [headerText, payloadText]) {
+    const duplicate = duplicateMemberName(Buffer.from(segment, 'base64url').toString('utf8'));
+    if (duplicate !== undefined) throw new AuthError(`token names "${duplicate}" twice`);
+  }
   // RFC 7515 §4.1.11: a critical header we do not understand makes the token invalid.
   if ('crit' in jwtHeader) throw new AuthError('token has critical headers this service does not understand');
   for (const name of KEY_INJECTION_HEADERS) {

@@ -133,6 +133,24 @@ describe('HS256 mode: the attack catalog gives 401 problem+json and no data', ()
     ['exp 1e15 (year 31.7 million)', () => craft(HS, { ...claims(), exp: 1e15 }, good)],
     ['iat an hour in the future', () => craft(HS, { ...claims(), iat: nowSeconds() + 3600 }, good)],
     ['iat 60 s in the future (beyond the 5 s clock tolerance)', () => craft(HS, { ...claims(), iat: nowSeconds() + 60 }, good)],
+    // JSON.parse keeps the last of two names, many parsers the first: the identity provider and
+    // this service could read different sellers from one token.
+    ['tenant claim twice (validly signed)', () =>
+      signedText(HS, JSON.stringify(claims()).replace('{', `{"tenant_id":"${SELLERS.beta}",`))],
+    ['tenant claim twice, once escaped (validly signed)', () =>
+      signedText(HS, JSON.stringify(claims()).replace('{', `{"tenant\\u005fid":"${SELLERS.beta}",`))],
+    ['alg twice in the header (validly signed)', () => {
+      const input = `${Buffer.from('{"alg":"none","alg":"HS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims())).toString('base64url')}`;
+      return `${input}.${createHmac('sha256', TEST_JWT_SECRET).update(input).digest('base64url')}`;
+    }],
+    ['the real signature spelled with other unused low bits', () => {
+      const [h, p, s] = validToken().split('.') as [string, string, string];
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      // A 32-byte MAC is 43 characters: the last one carries 2 bits the decoder drops.
+      const respelled = `${s.slice(0, -1)}${alphabet[alphabet.indexOf(s.slice(-1)) ^ 1]}`;
+      expect(Buffer.from(respelled, 'base64url').equals(Buffer.from(s, 'base64url'))).toBe(true);
+      return `${h}.${p}.${respelled}`;
+    }],
   ];
 
   it.each(cases)('%s → 401', async (label, make) => {

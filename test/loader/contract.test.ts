@@ -169,6 +169,38 @@ describe('data contract', () => {
     expect(isValidTimestamp('2017-01-01 23:60:00')).toBe(false);
   });
 
+  // isValidTimestamp is shared by the fast path and the zod schemas: a mistake in it is the same
+  // on both sides, so comparing the two paths cannot find it. It names a real calendar date and
+  // time of day, UTC: no hour 24, no leap second (a DATETIME cannot hold :60).
+  it.each([
+    ['a leap day of a year divisible by 400', '2000-02-29 00:00:00', true],
+    ['a leap day of a year divisible by 4 only', '2016-02-29 12:00:00', true],
+    ['a leap day of a century not divisible by 400 (1900)', '1900-02-29 00:00:00', false],
+    ['a leap day of a century not divisible by 400 (2100)', '2100-02-29 00:00:00', false],
+    ['a leap day of a common year', '2017-02-29 00:00:00', false],
+    ['February 28 of a common year', '2100-02-28 23:59:59', true],
+    ['the 31st of a 30-day month', '2017-04-31 00:00:00', false],
+    ['the 30th of a 30-day month', '2017-04-30 00:00:00', true],
+    ['the 31st of December', '2017-12-31 00:00:00', true],
+    ['month 13', '2017-13-01 00:00:00', false],
+    ['month 00', '2017-00-01 00:00:00', false],
+    ['day 00', '2017-01-00 00:00:00', false],
+    ['the last second of a day', '2017-01-01 23:59:59', true],
+    ['midnight written 00:00:00', '2017-01-01 00:00:00', true],
+    ['midnight written 24:00:00', '2017-01-01 24:00:00', false],
+    ['minute 60', '2017-01-01 23:60:00', false],
+    ['a leap second (second 60)', '2016-12-31 23:59:60', false],
+    ['the first year a DATETIME holds', '1000-01-01 00:00:00', true],
+    ['a year before 1000', '0999-12-31 23:59:59', false],
+    ['the last second a DATETIME holds', '9999-12-31 23:59:59', true],
+    ['a date alone', '2017-01-01', false],
+    ['a T between date and time', '2017-01-01T00:00:00', false],
+    ['a trailing space', '2017-01-01 00:00:00 ', false],
+    ['fractional seconds', '2017-01-01 00:00:00.0', false],
+  ])('when a timestamp is %s (%s), then isValidTimestamp says %s', (_name, value, valid) => {
+    expect(isValidTimestamp(value)).toBe(valid);
+  });
+
   it('computes dim_date attributes (ISO weekday and week)', () => {
     expect(dateParts('2017-01-01')).toEqual({
       dateKey: '2017-01-01',

@@ -270,6 +270,30 @@ describe('loadBatch', () => {
     }
   });
 
+  it('when a reload changes a seller\'s zip prefix, city and state, then dim_seller holds the new values and names the new batch (SCD 1)', async () => {
+    const first = await writeFolder(baseRows());
+    const changed = baseRows();
+    changed.sellers[0] = `${ID.seller1},"20040",rio de janeiro,RJ`;
+    const second = await writeFolder(changed);
+    try {
+      const a = await loadBatch({ databaseUrl: db.url, dir: first.dir, ingestedAt: '2024-05-01T00:00:00Z' });
+      const sellersSql = 'SELECT seller_id, zip_code_prefix, city, state, batch_id FROM dim_seller ORDER BY seller_id';
+      expect(await rows(sellersSql)).toEqual([
+        { seller_id: ID.seller1, zip_code_prefix: '13023', city: 'campinas', state: 'SP', batch_id: a.batchId },
+        { seller_id: ID.seller2, zip_code_prefix: '01001', city: 'sao paulo', state: 'SP', batch_id: a.batchId },
+      ]);
+      const b = await loadBatch({ databaseUrl: db.url, dir: second.dir, ingestedAt: '2024-05-02T00:00:00Z' });
+      expect(b.files[FILES.sellers]).toEqual({ read: 2, loaded: 2, rejected: 0, duplicates: 0, stale: 0 });
+      // Overwritten in place: one row per seller, no history kept.
+      expect(await rows(sellersSql)).toEqual([
+        { seller_id: ID.seller1, zip_code_prefix: '20040', city: 'rio de janeiro', state: 'RJ', batch_id: b.batchId },
+        { seller_id: ID.seller2, zip_code_prefix: '01001', city: 'sao paulo', state: 'SP', batch_id: b.batchId },
+      ]);
+    } finally {
+      await Promise.all([first.cleanup(), second.cleanup()]);
+    }
+  });
+
   it('moves the items of an order whose purchase time changed', async () => {
     const first = await writeFolder(baseRows());
     const changed = baseRows();

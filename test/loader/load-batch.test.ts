@@ -327,6 +327,23 @@ describe('loadBatch', () => {
     }
   });
 
+  it('when a header has the expected names in another order (price and freight_value swapped), then the folder is refused and nothing is written', async () => {
+    // Same width as the expected header: only the names and their order can tell them apart.
+    const folder = await writeFolder(baseRows(), {
+      headers: { items: '"order_id","order_item_id","product_id","seller_id","shipping_limit_date","freight_value","price"' },
+    });
+    try {
+      const failure = loadBatch({ databaseUrl: db.url, dir: folder.dir });
+      await expect(failure).rejects.toMatchObject({ kind: 'input' });
+      await expect(failure).rejects.toThrow(
+        /olist_order_items_dataset\.csv: unexpected header: expected "order_id,order_item_id,product_id,seller_id,shipping_limit_date,price,freight_value", found "order_id,order_item_id,product_id,seller_id,shipping_limit_date,freight_value,price"/,
+      );
+      expect(await countAll()).toEqual(zeroCounts);
+    } finally {
+      await folder.cleanup();
+    }
+  });
+
   it('refuses a folder with a missing file and writes nothing', async () => {
     const folder = await writeFolder(baseRows(), { omit: ['customers'] });
     try {

@@ -294,6 +294,52 @@ describe('loader: a batch that fails mid-way', () => {
     }
   });
 
+  // A chunk is one transaction: its calendar days, items, summary marks, wide rows and
+  // quarantined rows commit together or not at all. Made to fail at a later statement of the
+  // chunk (the wide rows, then the quarantine, its last one), after the earlier ones succeeded.
+  it.each([
+    ['its wide rows', 'order_item_wide', `NEW.order_id = '${ID.order2}'`],
+    ['its quarantined rows', 'etl_rejected_row', `NEW.file = '${FILES.items}'`],
+  ])('when an items chunk fails writing %s, then nothing of that chunk is committed and the batch is failed', async (_what, table, condition) => {
+    await emptyAll();
+    await db.pool.query(`CREATE TRIGGER refuse_in_chunk BEFORE INSERT ON ${table} FOR EACH ROW
+      BEGIN
+        IF ${condition} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a test trigger'; END IF;
+      END`);
+    const data = baseRows();
+    // A shipping date in a year no order has: the chunk fills that calendar year itself.
+    data.items.push(`"${ID.order1}",3,${ID.product2},${ID.seller2},2019-03-01 10:00:00,5.00,1.00`);
+    data.items.push(`"${ID.order2}",2,${ID.product1},${ID.seller1},2018-01-05 10:00:00,-1.00,1.00`); // a contract reject
+    const folder = await writeFolder(data);
+    try {
+      // One writer and one chunk: every item row is in the transaction that fails.
+      const failure = loadBatch({ databaseUrl: db.url, dir: folder.dir, writers: 1 });
+      await expect(failure).rejects.toMatchObject({ kind: 'failed' });
+      await expect(failure).rejects.toThrow(/refused by a test trigger/);
+
+      const batches = await rows<{ batch_id: string; status: string }>('SELECT batch_id, status FROM etl_batch');
+      expect(batches).toEqual([{ batch_id: expect.any(String), status: 'failed' }]);
+      expect(await rows('SELECT stage, status, rows_out FROM etl_batch_stage ORDER BY stage')).toEqual([
+        { stage: 'landing', status: 'failed', rows_out: expect.any(Number) },
+        // Committed: the 2 rows of each file before the items, none of the items.
+        { stage: 'staging', status: 'failed', rows_out: 10 },
+      ]);
+      // The files before the items were other chunks: committed.
+      expect(await countAll()).toMatchObject({ dim_seller: 2, dim_customer: 2, dim_product: 2, fact_order: 2 });
+      // Nothing of the failed chunk.
+      expect(await countAll()).toMatchObject({ fact_order_item: 0, order_item_wide: 0, etl_rejected_row: 0 });
+      const [marks] = await rows<{ n: number }>('SELECT COUNT(*) AS n FROM order_item_summary_mark WHERE batch_id = ?', [
+        batches[0]?.batch_id,
+      ]);
+      expect(Number(marks?.n)).toBe(0);
+      const [days2019] = await rows<{ n: number }>("SELECT COUNT(*) AS n FROM dim_date WHERE date_key BETWEEN '2019-01-01' AND '2019-12-31'");
+      expect(Number(days2019?.n)).toBe(0);
+    } finally {
+      await db.pool.query('DROP TRIGGER IF EXISTS refuse_in_chunk');
+      await folder.cleanup();
+    }
+  });
+
   it('stops its writers and is marked failed, every time', async () => {
     // Customers of one city make the server refuse their chunk; the others are slowed down, so
     // that the other writers are inside a transaction when the failure surfaces.

@@ -333,8 +333,16 @@ export function cutAt(text: string, units: number): string {
   const last = cut.charCodeAt(cut.length - 1);
   return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
 }
+/** At most `max` characters (code points, as zod and a utf8mb4 VARCHAR count them), readable. */
 function isText(v: string, max: number): boolean {
-  return v.length >= 1 && v.length <= max && isReadableText(v);
+  if (v.length < 1 || !isReadableText(v)) return false;
+  // UTF-16 units are never fewer than code points: only a text over the limit in units is counted.
+  return v.length <= max || codePointCount(v) <= max;
+}
+function codePointCount(v: string): number {
+  let count = 0;
+  for (const _ of v) count += 1;
+  return count;
 }
 function isCategory(v: string): boolean {
   return isText(v, 100) && NO_EDGE_SPACE.test(v);

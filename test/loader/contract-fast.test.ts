@@ -111,6 +111,19 @@ describe('fast validation path', () => {
     expect(FAST_VALIDATORS.products(product)).toEqual((validateWithZod('products', product) as { row: unknown }).row);
   });
 
+  it('counts a name\'s length in characters, as the contract does: names of emoji near the limits take the fast path', () => {
+    for (const [kind, fields, index] of [
+      ['translation', ['😀'.repeat(100), 'perfumery'], 0],
+      ['sellers', ['a'.repeat(32), '13023', '😀'.repeat(128), 'SP'], 2],
+    ] as const) {
+      expect(FAST_VALIDATORS[kind]([...fields]), kind).toEqual((validateWithZod(kind, [...fields]) as { row: unknown }).row);
+      const over = [...fields];
+      over[index] = `${over[index] ?? ''}😀`;
+      expect(FAST_VALIDATORS[kind](over), `${kind} over the limit`).toBeUndefined();
+      expect(validateWithZod(kind, over).ok, `${kind} over the limit`).toBe(false);
+    }
+  });
+
   // Random records are nearly always invalid somewhere, so the comparison above mostly sees
   // rejections. These start from a valid row and change one field at a time: a fast path that
   // accepts what the contract refuses, or builds another row, shows up on the field it gets wrong.

@@ -170,17 +170,30 @@ export async function checkFolder(dir: string): Promise<string[]> {
       problems.push(`${name}: ${reason}`);
       continue;
     }
-    const { fields: found, loneCarriageReturn } = header;
+    const { fields: found, loneCarriageReturn, notText } = header;
     const expected: readonly string[] = HEADERS[kind];
-    if (loneCarriageReturn) {
+    if (notText !== undefined) {
+      problems.push(`${name}: the file is ${notText}, not UTF-8 CSV text`);
+    } else if (loneCarriageReturn) {
       problems.push(`${name}: line ends must be \\n or \\r\\n; the header line holds a carriage return alone (a file with \\r line ends?)`);
     } else if (found.length !== expected.length || found.some((field, i) => field !== expected[i])) {
       problems.push(
-        `${name}: unexpected header: expected "${expected.join(',')}", found "${found.length === 0 ? '(empty)' : found.join(',')}"`,
+        `${name}: unexpected header: expected "${expected.join(',')}", found "${found.length === 0 ? '(empty)' : printable(found.join(','))}"`,
       );
     }
   }
   return problems;
+}
+
+const SHOWN_HEADER_CHARS = 300;
+
+/**
+ * A header as a message may show it: control and invisible characters (a second BOM, NUL, ESC)
+ * escaped, so that it neither garbles a terminal nor looks like the expected one; cut to a line.
+ */
+function printable(text: string): string {
+  const escaped = text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+  return escaped.length > SHOWN_HEADER_CHARS ? `${escaped.slice(0, SHOWN_HEADER_CHARS)}… (${escaped.length} characters)` : escaped;
 }
 
 /** Runs write tasks one after the other on one connection, at most `limit` queued at a time. */

@@ -37,6 +37,16 @@ export interface HeaderLine {
   fields: string[];
   /** A carriage return that does not end the line: line ends are not \n or \r\n (a CR-only file). */
   loneCarriageReturn: boolean;
+  /** What the file is instead of UTF-8 text, told by its first bytes (then `fields` is empty). */
+  notText?: 'gzip-compressed' | 'a zip archive' | 'UTF-16 text';
+}
+
+/** Signatures of what an export tool writes instead of UTF-8 CSV under the same name. */
+function notTextSignature(start: Buffer): HeaderLine['notText'] {
+  if (start[0] === 0x1f && start[1] === 0x8b) return 'gzip-compressed';
+  if (start[0] === 0x50 && start[1] === 0x4b && start[2] === 0x03 && start[3] === 0x04) return 'a zip archive';
+  if ((start[0] === 0xff && start[1] === 0xfe) || (start[0] === 0xfe && start[1] === 0xff)) return 'UTF-16 text';
+  return undefined;
 }
 
 const HEADER_MAX_BYTES = 64 * 1024;
@@ -61,7 +71,10 @@ export async function readHeader(path: string): Promise<HeaderLine> {
   } finally {
     stream.destroy();
   }
-  let text = Buffer.concat(parts).toString('utf8');
+  const head = Buffer.concat(parts);
+  const notText = notTextSignature(head);
+  if (notText !== undefined) return { fields: [], loneCarriageReturn: false, notText };
+  let text = head.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   text = text.replace(/\r$/, '');
   if (text === '') return { fields: [], loneCarriageReturn: false };

@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateToTempDir } from '../../src/generate/generate.js';
@@ -338,6 +340,30 @@ describe('loadBatch', () => {
       await expect(failure).rejects.toThrow(
         /olist_order_items_dataset\.csv: unexpected header: expected "order_id,order_item_id,product_id,seller_id,shipping_limit_date,price,freight_value", found "order_id,order_item_id,product_id,seller_id,shipping_limit_date,freight_value,price"/,
       );
+      expect(await countAll()).toEqual(zeroCounts);
+    } finally {
+      await folder.cleanup();
+    }
+  });
+
+  it('when files are compressed, UTF-16 or carry invisible characters in the header, then the message says what they are, printable', async () => {
+    const folder = await writeFolder(baseRows());
+    try {
+      const itemsFile = path.join(folder.dir, 'olist_order_items_dataset.csv');
+      await writeFile(itemsFile, gzipSync(await readFile(itemsFile)));
+      const customersFile = path.join(folder.dir, 'olist_customers_dataset.csv');
+      await writeFile(customersFile, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from((await readFile(customersFile, 'utf8')), 'utf16le')]));
+      const ordersFile = path.join(folder.dir, 'olist_orders_dataset.csv');
+      // A second BOM (an export tool that added its own) and an ESC: the header looks right in a terminal.
+      await writeFile(ordersFile, `\uFEFF\uFEFF${(await readFile(ordersFile, 'utf8')).replace('order_status', 'order_status\u001b[2J')}`);
+      const failure = loadBatch({ databaseUrl: db.url, dir: folder.dir });
+      await expect(failure).rejects.toMatchObject({ kind: 'input' });
+      const message = await failure.catch((error: unknown) => (error instanceof Error ? error.message : ''));
+      expect(message).toContain('olist_order_items_dataset.csv: the file is gzip-compressed, not UTF-8 CSV text');
+      expect(message).toContain('olist_customers_dataset.csv: the file is UTF-16 text, not UTF-8 CSV text');
+      expect(message).toMatch(/olist_orders_dataset\.csv: unexpected header: expected "order_id,[^"]*", found "\\ufeff"?order_id"?,customer_id,order_status\\u001b\[2J,/);
+      // Nothing the terminal would act on, and nothing longer than a line per file.
+      expect(message).not.toMatch(/[\u0000-\u0009\u000b-\u001f\ufeff]/);
       expect(await countAll()).toEqual(zeroCounts);
     } finally {
       await folder.cleanup();

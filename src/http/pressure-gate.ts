@@ -143,12 +143,16 @@ export class PressureGate {
 
   /** Wraps the HTTP server's handler: refused requests never reach Fastify. */
   guard(handler: RequestListener): RequestListener {
+    const limit = this.limits.maxInFlight;
+    const counting = limit > 0 || this.enabled;
     return (request, response) => {
-      const limit = this.limits.maxInFlight;
       const refusal: PressureSignal | undefined =
         limit > 0 && this.inFlight >= limit
           ? 'inFlight'
-          : !this.admits()
+          : // Shedding cuts a queue: with nothing else in flight there is none, and refusing the
+            // request frees nothing. The loop then lags for another reason (other processes on a
+            // busy machine, a GC pause), and a lone client must not be refused for it.
+            this.inFlight > 0 && !this.admits()
             ? (this.signal ?? 'eventLoopDelay')
             : this.databaseQueueFull()
               ? 'dbQueue'
@@ -157,7 +161,7 @@ export class PressureGate {
         this.refuse(request, response, refusal);
         return;
       }
-      if (limit > 0) {
+      if (counting) {
         this.inFlight += 1;
         // 'close' comes once per response, answered or aborted.
         response.once('close', this.release);

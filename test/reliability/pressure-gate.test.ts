@@ -10,6 +10,13 @@ import { PressureGate, type PressureSignal } from '../../src/http/pressure-gate.
 
 const LIMITS = { maxEventLoopDelayMs: 0, maxCpuUtilization: 0, maxInFlight: 0, retryAfterSeconds: 2, corsOrigins: ['https://app.example'] };
 
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 10) {
+    if (waited > 5_000) throw new Error('condition not met within 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 function burnCpu(ms: number): void {
   const until = performance.now() + ms;
   while (performance.now() < until) {
@@ -57,25 +64,41 @@ describe('PressureGate controller', () => {
 describe('PressureGate at the door', () => {
   const gate = new PressureGate({ ...LIMITS, maxCpuUtilization: 0.001 });
   let reachedFastify = 0;
+  // /held is answered only when the test says so: a request in flight, as under real load.
+  let releaseHeld: () => void = () => undefined;
   const server = http.createServer(
-    gate.guard((_request, response) => {
+    gate.guard((request, response) => {
       reachedFastify += 1;
-      response.end('ok');
+      if (request.url === '/held') releaseHeld = () => response.end('ok');
+      else response.end('ok');
     }),
   );
+  let base = '';
   afterAll(async () => {
     gate.stop();
+    releaseHeld();
     await new Promise((resolve) => server.close(resolve));
   });
 
-  it('refuses with a complete problem+json 503 (CORS for allowed origins only) and lets health routes through', async () => {
+  it('admits a request when nothing else is in flight, however hard the gate is shedding (it frees nothing)', async () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address() as { port: number };
-    const base = `http://127.0.0.1:${address.port}`;
+    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     gate.start();
     burnCpu(150);
     gate.sample();
     expect(gate.admittedFraction).toBe(0);
+    for (let n = 0; n < 3; n += 1) expect((await fetch(`${base}/v1/order-items`)).status).toBe(200);
+    expect(reachedFastify).toBe(3);
+    reachedFastify = 0;
+  });
+
+  it('refuses with a complete problem+json 503 (CORS for allowed origins only) and lets health routes through', async () => {
+    burnCpu(150);
+    gate.sample();
+    expect(gate.admittedFraction).toBe(0);
+    const held = fetch(`${base}/held`);
+    await waitFor(() => reachedFastify === 1);
+    reachedFastify = 0;
 
     const allowed = await fetch(`${base}/v1/order-items`, { headers: { origin: 'https://app.example' } });
     expect(allowed.status).toBe(503);
@@ -99,6 +122,8 @@ describe('PressureGate at the door', () => {
     expect(reachedFastify).toBe(5);
     expect((await fetch(`${base}/readyzz`)).status).toBe(503);
     expect(reachedFastify).toBe(5);
+    releaseHeld();
+    expect((await held).status).toBe(200);
   });
 });
 

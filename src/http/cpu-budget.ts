@@ -46,6 +46,11 @@ export class CpuUsageMeter {
   private cores = availableCores();
   private samples = 0;
 
+  /** The cores the process may use, as of the last reading. */
+  get availableCores(): number {
+    return this.cores;
+  }
+
   utilization(): number {
     // A quota can change under a running process (a resized container): re-read it now and then.
     if (++this.samples % 10 === 0) this.cores = availableCores();

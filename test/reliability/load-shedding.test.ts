@@ -128,12 +128,6 @@ describe('event-loop pressure', () => {
 
   it('sheds at the door with 503 + Retry-After while the loop lags, keeps health routes up, and recovers', async () => {
     expect((await timedFetch(baseUrl, LIST, SELLERS.alpha)).status).toBe(200);
-    // A request held on a table lock: the gate sheds only while something is in flight (with
-    // nothing else to cut, a lone request is admitted whatever the loop does).
-    const locker = await mysql.createConnection({ uri: db.url });
-    await locker.query(LOCK_ITEM_TABLES);
-    const holder = timedFetch(baseUrl, ORDER, SELLERS.alpha);
-    await sleep(200);
     // A loop that keeps lagging, as CPU-heavy requests or a GC storm would cause: 150 ms
     // synchronous stalls every 50 ms, until the assertions are done.
     const stall = setInterval(() => {
@@ -162,11 +156,7 @@ describe('event-loop pressure', () => {
       expect((await timedFetch(baseUrl, '/healthz')).status).toBe(200);
     } finally {
       clearInterval(stall);
-      await locker.query('UNLOCK TABLES').catch(() => undefined);
-      await locker.end();
     }
-    // Answered once the lock is gone, or cut at its statement budget while the loop lagged.
-    expect([404, 503]).toContain((await holder).status);
     expect(await shedCount(app, 'eventLoopDelay')).toBeGreaterThanOrEqual(2);
     // Quiet samples give the admitted fraction back step by step (0.1 per 100 ms).
     await waitUntil(async () => (await timedFetch(baseUrl, LIST, SELLERS.alpha)).status === 200, 3000, 50);

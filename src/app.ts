@@ -109,6 +109,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       // without a word when nobody listens. This is no proxy: the request is routed like any other
       // method the path does not serve (a 405 with Allow, or a 404), then the connection closes.
       server.on('connect', (request: http.IncomingMessage, socket: Socket) => {
+        // Node took its own error and timeout listeners off this socket before handing it over:
+        // without these, a client resetting the connection mid-answer would crash the process.
+        socket.on('error', () => socket.destroy());
+        socket.setTimeout(config.requestTimeoutMs, () => socket.destroy());
+        // Whatever the client sends after the head is not read by anyone: drop it, or unread bytes
+        // at close would make the kernel reset the connection before the client reads the answer.
+        socket.resume();
         const response = new http.ServerResponse(request);
         response.shouldKeepAlive = false;
         response.assignSocket(socket);

@@ -192,8 +192,10 @@ const SHOWN_HEADER_CHARS = 300;
  * escaped, so that it neither garbles a terminal nor looks like the expected one; cut to a line.
  */
 function printable(text: string): string {
-  const escaped = text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
-  return escaped.length > SHOWN_HEADER_CHARS ? `${escaped.slice(0, SHOWN_HEADER_CHARS)}… (${escaped.length} characters)` : escaped;
+  const characters = [...text];
+  const shown = characters.length > SHOWN_HEADER_CHARS ? characters.slice(0, SHOWN_HEADER_CHARS).join('') : text;
+  const escaped = shown.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+  return characters.length > SHOWN_HEADER_CHARS ? `${escaped}… (${characters.length} characters)` : escaped;
 }
 
 /** Runs write tasks one after the other on one connection, at most `limit` queued at a time. */

@@ -38,13 +38,14 @@ export interface HeaderLine {
   /** A carriage return that does not end the line: line ends are not \n or \r\n (a CR-only file). */
   loneCarriageReturn: boolean;
   /** What the file is instead of UTF-8 text, told by its first bytes (then `fields` is empty). */
-  notText?: 'gzip-compressed' | 'a zip archive' | 'UTF-16 text';
+  notText?: 'gzip-compressed' | 'a zip archive' | 'UTF-16 text' | 'UTF-32 text';
 }
 
 /** Signatures of what an export tool writes instead of UTF-8 CSV under the same name. */
 function notTextSignature(start: Buffer): HeaderLine['notText'] {
   if (start[0] === 0x1f && start[1] === 0x8b) return 'gzip-compressed';
   if (start[0] === 0x50 && start[1] === 0x4b && start[2] === 0x03 && start[3] === 0x04) return 'a zip archive';
+  if (start.subarray(0, 4).equals(Buffer.from([0xff, 0xfe, 0, 0])) || start.subarray(0, 4).equals(Buffer.from([0, 0, 0xfe, 0xff]))) return 'UTF-32 text';
   if ((start[0] === 0xff && start[1] === 0xfe) || (start[0] === 0xfe && start[1] === 0xff)) return 'UTF-16 text';
   return undefined;
 }

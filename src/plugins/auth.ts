@@ -59,12 +59,15 @@ declare module '@fastify/jwt' {
 const REALM = 'Bearer realm="order-items-api"';
 
 /**
- * A 401 with its RFC 6750 §3 challenge: `error="invalid_token"` once a token was presented, none
- * when the request carried no credentials at all.
+ * A 401 with its RFC 6750 §3 challenge: `error="invalid_token"` for a token refused,
+ * `invalid_request` for an Authorization header that holds no well-formed bearer token (or two
+ * of them), no error when the request carried no bearer credentials at all.
  */
 export class AuthError extends HttpProblem {
-  constructor(detail: string, tokenPresented = true) {
-    super('unauthorized', 401, detail, undefined, { 'www-authenticate': tokenPresented ? `${REALM}, error="invalid_token"` : REALM });
+  constructor(detail: string, challengeError: 'invalid_token' | 'invalid_request' | null = 'invalid_token') {
+    super('unauthorized', 401, detail, undefined, {
+      'www-authenticate': challengeError === null ? REALM : `${REALM}, error="${challengeError}"`,
+    });
   }
 }
 
@@ -198,14 +201,16 @@ function verifiedClaims(claims: Record<string, unknown>, token: string): Verifie
 /** The token of a well-formed `Authorization: Bearer <jws>` header. */
 function bearerToken(request: FastifyRequest): string {
   const header = request.headers.authorization;
-  if (header === undefined) throw new AuthError('missing bearer token', false);
+  if (header === undefined) throw new AuthError('missing bearer token', null);
   if (header.length > MAX_TOKEN_BYTES + 7) throw new AuthError('token too large');
   const match = BEARER.exec(header);
   // Another scheme (Basic, …) presents no bearer token: its challenge names no error (RFC 6750 §3.1).
-  if (match === null) throw new AuthError('malformed Authorization header: expected "Bearer <jwt>"', /^bearer(\s|$)/i.test(header));
+  if (match === null) {
+    throw new AuthError('malformed Authorization header: expected "Bearer <jwt>"', /^bearer(\s|$)/i.test(header) ? 'invalid_request' : null);
+  }
   // Node keeps the first of several Authorization fields; a proxy may read another one, and the
   // two would disagree about who is calling (RFC 9110 §5.3: it is not a list field).
-  if (authorizationFields(request.raw.rawHeaders) > 1) throw new AuthError('more than one Authorization header');
+  if (authorizationFields(request.raw.rawHeaders) > 1) throw new AuthError('more than one Authorization header', 'invalid_request');
   return match[1] as string;
 }
 
@@ -247,7 +252,15 @@ async function verify(
   const [headerText = '', payloadText = '', signature = ''] = token.split('.');
   if (!isCanonicalBase64url(signature)) throw new AuthError('token signature is not canonical base64url');
   for (const segment of [headerText, payloadText]) {
-    const duplicate = duplicateMemberName(Buffer.from(segment, 'base64url').toString('utf8'));
+    const json = Buffer.from(segment, 'base64url').toString('utf8');
+    // Not yet verified: the scan below expects JSON, and a member name it cannot decode is a
+    // malformed token (401), not an error of the service.
+    try {
+      JSON.parse(json);
+    } catch {
+      throw new AuthError('malformed token');
+    }
+    const duplicate = duplicateMemberName(json);
     if (duplicate !== undefined) throw new AuthError(`token names "${duplicate}" twice`);
   }
   // RFC 7515 §4.1.11: a critical header we do not understand makes the token invalid.

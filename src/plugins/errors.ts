@@ -183,13 +183,17 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   // Named fields only: Node's parser error carries the raw request bytes (`rawPacket`), headers
   // and bearer token included, and the error serializer would log them.
   this.log.debug({ reqId: requestId, code: error.code, reason: error.message, bytesParsed: error.bytesParsed }, 'client error');
-  // Node's own rule: answer unless a response on this connection has started (its bytes own the
-  // connection). A request whose head was read but whose body never completed (a short
-  // Content-Length, a bad chunk, the time limit) has a response that has not started: this answer
-  // is the only one its client gets.
+  // Answer when the refused bytes are the only request on the connection, or the body of the one
+  // in flight (its head was read, its body never completed: a short Content-Length, a bad chunk,
+  // the time limit) whose response has not started: then this is the only answer its client gets.
+  // A response pending for an earlier, complete request owns the connection: written now, this
+  // answer would be read as that request's (pipelining), so the connection just closes.
   const inFlight: unknown = Reflect.get(socket, '_httpMessage');
-  const responseStarted = inFlight instanceof ServerResponse && inFlight.headersSent;
-  if (socket.writable && !responseStarted) {
+  const answerable =
+    inFlight === null ||
+    inFlight === undefined ||
+    (inFlight instanceof ServerResponse && !inFlight.headersSent && !inFlight.req.complete);
+  if (socket.writable && answerable) {
     const { body, headers } = closingProblem(kind, status, detail, requestId);
     const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);

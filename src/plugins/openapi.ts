@@ -137,7 +137,9 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
         headers[name] = { description: header.description, schema: collector.convert(header.schema, 'output') };
       }
       if (status === '401') headers['WWW-Authenticate'] = CHALLENGE('Bearer realm="order-items-api", error="invalid_token"');
-      if (status === '403') headers['WWW-Authenticate'] = CHALLENGE('Bearer realm="order-items-api", error="insufficient_scope", scope="order-items:read"');
+      if (status === '403' && spec.access.kind !== 'public') {
+        headers['WWW-Authenticate'] = CHALLENGE(`Bearer realm="order-items-api", error="insufficient_scope", scope="${spec.access.scope}"`);
+      }
       if (status === '429' || status === '503') headers['Retry-After'] = RETRY_AFTER;
       responses[status] = {
         description: response.description,
@@ -185,8 +187,8 @@ export function buildOpenApiDocument(specs: readonly AnySpec[]): JsonObject {
     openapi: '3.1.0',
     info: {
       ...API_INFO,
-      // package.json's UNLICENSED: proprietary, no SPDX identifier applies.
-      license: { name: 'Proprietary (UNLICENSED): not licensed for use outside the project' },
+      // package.json's UNLICENSED: proprietary; SPDX names such a licence with a LicenseRef.
+      license: { name: 'Proprietary (UNLICENSED): not licensed for use outside the project', identifier: 'LicenseRef-Proprietary' },
     },
     servers: [{ url: 'http://127.0.0.1:3000', description: 'Local demo (npm run demo)' }],
     tags: [

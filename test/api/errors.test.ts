@@ -126,14 +126,18 @@ describe('401: with WWW-Authenticate: Bearer', () => {
     ['malformed tenant claim', bearer(good({ tenant_id: 'ABC' }))],
     ['numeric tenant claim', bearer(good({ tenant_id: 0 }))],
   ];
-  // RFC 6750 §3.1: no error code when no bearer token was presented (none, or another scheme).
-  const withoutBearerToken = new Set(['missing token', 'malformed header']);
-  it.each(cases)('%s → 401', async (name, headers) => {
+  // RFC 6750 §3.1: no error code when no bearer credentials were presented (none, or another
+  // scheme); invalid_request when the header holds no well-formed bearer token; else invalid_token.
+  const challenges: Record<string, string> = {
+    'missing token': 'Bearer realm="order-items-api"',
+    'malformed header': 'Bearer realm="order-items-api"',
+    'not a JWT': 'Bearer realm="order-items-api", error="invalid_request"',
+    'empty bearer': 'Bearer realm="order-items-api", error="invalid_request"',
+  };
+  it.each([...cases, ['empty bearer', { authorization: 'Bearer ' }] as [string, Record<string, string>]])('%s → 401', async (name, headers) => {
     const response = await request(app.server).get('/v1/order-items').set(headers);
     expectProblem(response, 401);
-    expect(response.headers['www-authenticate']).toBe(
-      withoutBearerToken.has(name) ? 'Bearer realm="order-items-api"' : 'Bearer realm="order-items-api", error="invalid_token"',
-    );
+    expect(response.headers['www-authenticate']).toBe(challenges[name] ?? 'Bearer realm="order-items-api", error="invalid_token"');
   });
 
   it('a token without the route\'s scope → 403 with an insufficient_scope challenge naming it', async () => {

@@ -353,6 +353,8 @@ describe('loadBatch', () => {
       await writeFile(itemsFile, gzipSync(await readFile(itemsFile)));
       const customersFile = path.join(folder.dir, 'olist_customers_dataset.csv');
       await writeFile(customersFile, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from((await readFile(customersFile, 'utf8')), 'utf16le')]));
+      // UTF-32 starts like UTF-16 (FF FE), then two zero bytes.
+      await writeFile(path.join(folder.dir, 'olist_products_dataset.csv'), Buffer.from([0xff, 0xfe, 0, 0, 0x70, 0, 0, 0]));
       const ordersFile = path.join(folder.dir, 'olist_orders_dataset.csv');
       // A second BOM (an export tool that added its own) and an ESC: the header looks right in a terminal.
       await writeFile(ordersFile, `\uFEFF\uFEFF${(await readFile(ordersFile, 'utf8')).replace('order_status', 'order_status\u001b[2J')}`);
@@ -361,6 +363,7 @@ describe('loadBatch', () => {
       const message = await failure.catch((error: unknown) => (error instanceof Error ? error.message : ''));
       expect(message).toContain('olist_order_items_dataset.csv: the file is gzip-compressed, not UTF-8 CSV text');
       expect(message).toContain('olist_customers_dataset.csv: the file is UTF-16 text, not UTF-8 CSV text');
+      expect(message).toContain('olist_products_dataset.csv: the file is UTF-32 text, not UTF-8 CSV text');
       expect(message).toMatch(/olist_orders_dataset\.csv: unexpected header: expected "order_id,[^"]*", found "\\ufeff"?order_id"?,customer_id,order_status\\u001b\[2J,/);
       // Nothing the terminal would act on, and nothing longer than a line per file.
       expect(message).not.toMatch(/[\u0000-\u0009\u000b-\u001f\ufeff]/);

@@ -143,6 +143,11 @@ describe('HS256 mode: the attack catalog gives 401 problem+json and no data', ()
       const input = `${Buffer.from('{"alg":"none","alg":"HS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims())).toString('base64url')}`;
       return `${input}.${createHmac('sha256', TEST_JWT_SECRET).update(input).digest('base64url')}`;
     }],
+    // Refused before any signature check: an attacker sends these unsigned, and the duplicate
+    // scan must not fail on what JSON.parse would refuse (it answered 500).
+    ['payload with an undecodable member name, unsigned', () => `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from('{"\\q":1}').toString('base64url')}.AAAA`],
+    ['payload with an unterminated member name, unsigned', () => `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from('{"sub":"x","a').toString('base64url')}.AAAA`],
+    ['header with an undecodable member name', () => `${Buffer.from('{"alg":"HS256","\\q":1}').toString('base64url')}.${validToken().split('.')[1] ?? ''}.AAAA`],
     ['the real signature spelled with other unused low bits', () => {
       const [h, p, s] = validToken().split('.') as [string, string, string];
       const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';

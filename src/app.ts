@@ -16,7 +16,7 @@ import pipelineMonitor from './modules/pipeline/monitor.js';
 import pipelineRoutes from './modules/pipeline/routes.js';
 import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
-import errorsPlugin, { answerClientError, answerRefusedHead, frameworkErrorHandler, hostRefusal } from './plugins/errors.js';
+import errorsPlugin, { answerClientError, answerRefusedHead, frameworkErrorHandler, hostRefusal, watchUnreadBody } from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
 import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -97,8 +97,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         },
         (request, response) => {
           const refusal = hostRefusal(request);
-          if (refusal === undefined) guarded(request, response);
-          else edge.refused(answerRefusedHead(request, response, refusal));
+          if (refusal !== undefined) {
+            edge.refused(answerRefusedHead(request, response, refusal));
+            return;
+          }
+          if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
+            watchUnreadBody(request, response);
+          }
+          guarded(request, response);
         },
       );
       // Node's own answer to an Expect it does not know is an empty 417.

@@ -190,8 +190,7 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   // answer would be read as that request's (pipelining), so the connection just closes.
   const inFlight: unknown = Reflect.get(socket, '_httpMessage');
   const answerable =
-    inFlight === null ||
-    inFlight === undefined ||
+    ((inFlight === null || inFlight === undefined) && !readingAnsweredBody(socket)) ||
     (inFlight instanceof ServerResponse && !inFlight.headersSent && !inFlight.req.complete);
   if (socket.writable && answerable) {
     const { body, headers } = closingProblem(kind, status, detail, requestId);
@@ -199,6 +198,30 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}`);
   }
   socket.destroy();
+}
+
+/**
+ * Connections whose last request was answered before its body arrived whole (a 401 at the door,
+ * a 413): the body's bytes that come later, or never, belong to a request already answered.
+ */
+const answeredBeforeBody = new WeakMap<Socket, IncomingMessage>();
+
+/**
+ * Called by the server for a request that announces a body: if its answer goes out before the
+ * body is complete, a later parser error or timeout on that body must not answer it a second time.
+ */
+export function watchUnreadBody(request: IncomingMessage, response: ServerResponse): void {
+  response.once('finish', () => {
+    if (!request.complete) answeredBeforeBody.set(request.socket, request);
+  });
+}
+
+/** Whether the parser is still reading the body of a request already answered on this connection. */
+function readingAnsweredBody(socket: Socket): boolean {
+  // `complete` is set by the parser as the body's last byte is read (Node drops the bytes of an
+  // answered request's body): from then on, the bytes that follow are a new request.
+  const answered = answeredBeforeBody.get(socket);
+  return answered !== undefined && !answered.complete;
 }
 
 /** A problem answered outside Fastify, which then closes the connection: its body and headers. */

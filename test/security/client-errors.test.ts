@@ -207,6 +207,46 @@ describe('requests the HTTP parser refuses → problem+json on the socket, then 
     expect((await http(`${base}/healthz`)).status).toBe(200);
   });
 
+  it('a request answered before its body arrived (401 at the door) gets no second answer when that body then stalls', async () => {
+    const slow = await buildTestApp(db.url, { REQUEST_TIMEOUT_MS: '1000' });
+    try {
+      const slowPort = Number(new URL(await listen(slow)).port);
+      const data = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(slowPort, '127.0.0.1', () => {
+          socket.write('PUT /v1/pipeline/batches/b/stages/landing HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"sta');
+        });
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(text));
+        setTimeout(() => reject(new Error(`no close: ${text}`)), 6_000).unref();
+      });
+      expect(data.startsWith('HTTP/1.1 401 ')).toBe(true);
+      expect(data.match(/HTTP\/1\.1 \d{3} /g)).toHaveLength(1);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('after a body answered early has arrived whole, a malformed next request on the connection still gets its 400', async () => {
+    const data = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write('PUT /v1/pipeline/batches/b/stages/landing HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n');
+      });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        const first = text === '';
+        text += chunk.toString('latin1');
+        // The 401 came before the body: now the body, then a request the parser refuses.
+        if (first) socket.write('{}FOO / HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+      setTimeout(() => reject(new Error(`no close: ${text}`)), 5_000).unref();
+    });
+    expect(data.match(/HTTP\/1\.1 \d{3} /g)).toEqual(['HTTP/1.1 401 ', 'HTTP/1.1 400 ']);
+  });
+
   it('a chunked body with an invalid chunk size → 400 (not a silent close)', async () => {
     const routed = await routedHeaders();
     const writer = mintToken({ scope: 'pipeline:write' });

@@ -16,7 +16,7 @@ import pipelineMonitor from './modules/pipeline/monitor.js';
 import pipelineRoutes from './modules/pipeline/routes.js';
 import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
-import errorsPlugin, { answerClientError, answerRefusedHead, frameworkErrorHandler, hostRefusal, watchUnreadBody } from './plugins/errors.js';
+import errorsPlugin, { answerClientError, answerRefusedHead, frameworkErrorHandler, headRefusal, watchUnreadBody } from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
 import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -96,7 +96,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           requireHostHeader: false,
         },
         (request, response) => {
-          const refusal = hostRefusal(request);
+          const refusal = headRefusal(request);
           if (refusal !== undefined) {
             edge.refused(answerRefusedHead(request, response, refusal));
             return;
@@ -126,7 +126,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         response.shouldKeepAlive = false;
         response.assignSocket(socket);
         response.once('finish', () => socket.destroySoon());
-        const refusal = hostRefusal(request);
+        const refusal = headRefusal(request);
         if (refusal === undefined) guarded(request, response);
         else edge.refused(answerRefusedHead(request, response, refusal));
       });

@@ -240,18 +240,27 @@ function closingProblem(kind: ProblemKind, status: number, detail: string, reque
 }
 
 /** Why a request is refused from its head alone, before Fastify sees it. */
-export type HeadRefusal = 'missingHost' | 'duplicateHost' | 'unmetExpectation';
+export type HeadRefusal = 'tooManyFields' | 'missingHost' | 'duplicateHost' | 'unmetExpectation';
+
+/**
+ * Header fields a request may carry. Node keeps only so many of a request's fields (the rest are
+ * dropped unseen), so a second Host or Authorization field after enough filler lines would escape
+ * the checks that refuse two of them; real clients and proxies send a few dozen.
+ */
+export const MAX_HEADER_FIELDS = 200;
 
 const HEAD_REFUSALS: Record<HeadRefusal, { status: number; kind: ProblemKind; detail: string }> = {
+  tooManyFields: { status: 431, kind: 'headersTooLarge', detail: `a request may carry at most ${MAX_HEADER_FIELDS} header fields` },
   missingHost: { status: 400, kind: 'badRequest', detail: 'an HTTP/1.1 request must carry a Host header' },
   duplicateHost: { status: 400, kind: 'badRequest', detail: 'a request must carry exactly one Host header' },
   unmetExpectation: { status: 417, kind: 'expectationFailed', detail: 'the only expectation this server meets is Expect: 100-continue' },
 };
 
-/** What the server's request listener checks before Fastify: RFC 9112 §3.2's Host rules. */
-export function hostRefusal(request: IncomingMessage): HeadRefusal | undefined {
+/** What the server's request listener checks before Fastify: the field count, RFC 9112 §3.2's Host rules. */
+export function headRefusal(request: IncomingMessage): HeadRefusal | undefined {
   let hosts = 0;
   const raw = request.rawHeaders;
+  if (raw.length > 2 * MAX_HEADER_FIELDS) return 'tooManyFields';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     if (name !== undefined && name.length === 4 && name.toLowerCase() === 'host') hosts += 1;

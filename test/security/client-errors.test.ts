@@ -150,6 +150,17 @@ describe('requests the HTTP parser refuses → problem+json on the socket, then 
     expectProblemResponse(await exchange('GET /healthz HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n'), 400, 'invalid-request', routed);
   });
 
+  it('more header fields than a request may carry → 431, so that no second Authorization or Host hides past the ones Node keeps', async () => {
+    const routed = await routedHeaders();
+    const [alpha, beta] = [mintToken({ sellerId: SELLERS.alpha }), mintToken({ sellerId: SELLERS.beta })];
+    const filler = (n: number): string => 'a:\r\n'.repeat(n);
+    const hidden = await exchange(`GET /v1/order-items?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alpha}\r\n${filler(2500)}Authorization: Bearer ${beta}\r\n\r\n`);
+    expectProblemResponse(hidden, 431, 'headers-too-large', routed);
+    expectProblemResponse(await exchange(`GET /healthz HTTP/1.1\r\nHost: x\r\n${filler(200)}\r\n`), 431, 'headers-too-large', routed);
+    // 200 fields in all is still a request.
+    expect(await rawText(`GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${filler(198)}\r\n`)).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
   it('an Expect other than 100-continue → 417 (not Node\'s empty one); 100-continue is still met', async () => {
     const routed = await routedHeaders();
     const token = mintToken({ sellerId: SELLERS.alpha });

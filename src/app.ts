@@ -1,10 +1,9 @@
 // buildApp(config) assembles the service and returns it without listening: tests build their own
 // against their own database; only server.ts listens.
-import http from 'node:http';
-import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyLoggerOptions, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { CursorCodec } from './http/cursor.js';
+import { createEdgeServer, type EdgeServer } from './http/edge-server.js';
 import { PressureGate } from './http/pressure-gate.js';
 import { LOG_REDACT_PATHS, serializeRequest } from './http/log-redaction.js';
 import { requestIdOf } from './http/request-id.js';
@@ -16,7 +15,7 @@ import pipelineMonitor from './modules/pipeline/monitor.js';
 import pipelineRoutes from './modules/pipeline/routes.js';
 import authPlugin from './plugins/auth.js';
 import dbPlugin from './plugins/db.js';
-import errorsPlugin, { answerClientError, answerRefusedHead, frameworkErrorHandler, headRefusal, watchUnreadBody } from './plugins/errors.js';
+import errorsPlugin, { answerClientError, frameworkErrorHandler } from './plugins/errors.js';
 import healthPlugin from './plugins/health.js';
 import loadSheddingPlugin from './plugins/load-shedding.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -71,7 +70,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     responseHeaders: responseHeaders(),
   });
   // What the HTTP server refuses before Fastify exists is counted once the metrics are registered.
-  const edge = { refused: (_status: number): void => undefined };
+  let countRefused = (_status: number): void => undefined;
+  let edge: EdgeServer | undefined;
   const serverOptions: FastifyServerOptions = {
     logger: loggerOptions(config, options),
     bodyLimit: config.bodyLimitBytes,
@@ -81,58 +81,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // The HTTP server is built here so that the load-shedding gate sees a request before Fastify
     // does; it gets the settings above, which Fastify applies only to a server it builds itself.
     serverFactory: (handler) => {
-      const guarded = gate.guard(handler);
-      const server = http.createServer(
-        {
-          // Stated rather than inherited from Node's default: larger request heads get 431.
-          maxHeaderSize: MAX_HEADER_BYTES,
-          // A request not received in time gets a 408 (clientErrorHandler): Node checks at this
-          // interval (30 s by default), and the socket's idle timeout comes later, or it would
-          // close the connection without a word first.
-          requestTimeout: config.requestTimeoutMs,
-          headersTimeout: config.requestTimeoutMs,
-          connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_MS,
-          // Node's own answer to a missing Host is an empty 400: answered below instead.
-          requireHostHeader: false,
-        },
-        (request, response) => {
-          const refusal = headRefusal(request);
-          if (refusal !== undefined) {
-            edge.refused(answerRefusedHead(request, response, refusal));
-            return;
-          }
-          if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
-            watchUnreadBody(request, response);
-          }
-          guarded(request, response);
-        },
-      );
-      // Node's own answer to an Expect it does not know is an empty 417.
-      server.on('checkExpectation', (request: http.IncomingMessage, response: http.ServerResponse) => {
-        edge.refused(answerRefusedHead(request, response, 'unmetExpectation'));
+      edge = createEdgeServer({
+        handler: gate.guard(handler),
+        maxHeaderBytes: MAX_HEADER_BYTES,
+        requestTimeoutMs: config.requestTimeoutMs,
+        requestTimeoutCheckMs: REQUEST_TIMEOUT_CHECK_MS,
+        keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+        socketTimeoutMs: config.requestTimeoutMs + SOCKET_TIMEOUT_MARGIN_MS,
+        onRefused: (status) => countRefused(status),
       });
-      // Node hands a CONNECT (a proxy's tunnel request) over as a bare socket, and closes it
-      // without a word when nobody listens. This is no proxy: the request is routed like any other
-      // method the path does not serve (a 405 with Allow, or a 404), then the connection closes.
-      server.on('connect', (request: http.IncomingMessage, socket: Socket) => {
-        // Node took its own error and timeout listeners off this socket before handing it over:
-        // without these, a client resetting the connection mid-answer would crash the process.
-        socket.on('error', () => socket.destroy());
-        socket.setTimeout(config.requestTimeoutMs, () => socket.destroy());
-        // Whatever the client sends after the head is not read by anyone: drop it, or unread bytes
-        // at close would make the kernel reset the connection before the client reads the answer.
-        socket.resume();
-        const response = new http.ServerResponse(request);
-        response.shouldKeepAlive = false;
-        response.assignSocket(socket);
-        response.once('finish', () => socket.destroySoon());
-        const refusal = headRefusal(request);
-        if (refusal === undefined) guarded(request, response);
-        else edge.refused(answerRefusedHead(request, response, refusal));
-      });
-      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-      server.setTimeout(config.requestTimeoutMs + SOCKET_TIMEOUT_MARGIN_MS);
-      return server;
+      return edge.server;
     },
     // The health plugin answers requests that arrive while closing (problem+json, Retry-After).
     return503OnClosing: false,
@@ -159,7 +117,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(errorsPlugin);
   await app.register(metricsPlugin, { config, recording: options.benchmarkWithoutAuthAndMetricsAsSeller === undefined });
-  edge.refused = (status) => app.metrics.httpRequestsRefused.inc({ status_code: String(status) });
+  countRefused = (status) => app.metrics.httpRequestsRefused.inc({ status_code: String(status) });
+  // After the drain delay, nothing is served to a connection that has not sent a whole request.
+  app.addHook('preClose', async () => edge?.dropConnectionsWithNothingToAnswer());
   await app.register(loadSheddingPlugin, { gate });
   await app.register(dbPlugin, { config });
   gate.databaseQueueFull = () => app.db.waitingForConnection >= config.db.queueLimit;

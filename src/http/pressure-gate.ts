@@ -71,9 +71,6 @@ export class PressureGate {
   /** Fraction of requests admitted, 0–1. */
   private admitted = 1;
   private inFlight = 0;
-  private readonly release = (): void => {
-    this.inFlight -= 1;
-  };
   private signal: PressureSignal | undefined;
   private histogram: IntervalHistogram | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -168,8 +165,17 @@ export class PressureGate {
       }
       if (limit > 0) {
         this.inFlight += 1;
-        // 'close' comes once per response, answered or aborted.
-        response.once('close', this.release);
+        // The response's 'close' comes once it is answered or its connection dies, except for a
+        // response queued behind another on a connection that dies (pipelining): then only the
+        // request closes. Either frees the slot, once.
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          this.inFlight -= 1;
+        };
+        response.once('close', release);
+        request.once('close', release);
       }
       handler(request, response);
     };

@@ -175,6 +175,13 @@ function clientErrorAnswer(code: string): { status: number; kind: ProblemKind; d
 export function answerClientError(this: FastifyInstance, error: ConnectionError, socket: Socket): void {
   // A reset connection is already gone; there is nobody to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const inFlight: unknown = Reflect.get(socket, '_httpMessage');
+  // Bytes after a request that said `Connection: close` (or an HTTP/1.0 one): that request is
+  // still owed its answer (RFC 9112 §9.6), which then closes the connection; the bytes are ignored.
+  if (error.code === 'HPE_CLOSED_CONNECTION' && inFlight instanceof ServerResponse && !inFlight.writableFinished) {
+    inFlight.once('close', () => socket.destroy());
+    return;
+  }
   const { status, kind, detail } = clientErrorAnswer(error.code);
   const requestId = randomUUID();
   // A connection that never sent a byte (a browser's preconnect, a TCP health check) timing out
@@ -188,7 +195,6 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
   // the time limit) whose response has not started: then this is the only answer its client gets.
   // A response pending for an earlier, complete request owns the connection: written now, this
   // answer would be read as that request's (pipelining), so the connection just closes.
-  const inFlight: unknown = Reflect.get(socket, '_httpMessage');
   const answerable =
     ((inFlight === null || inFlight === undefined) && !readingAnsweredBody(socket)) ||
     (inFlight instanceof ServerResponse && !inFlight.headersSent && !inFlight.req.complete);

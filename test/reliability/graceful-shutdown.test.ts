@@ -143,6 +143,36 @@ describe('graceful shutdown on SIGTERM', () => {
   });
 });
 
+// Audit: SIGTERM waited to its deadline (and exited 1) while any connection had sent nothing, or
+// only part of a request: Node's request timeout stops once the server closes.
+describe('closing with connections that have nothing to answer', () => {
+  it('does not wait for them: a preconnect, a head still arriving, a body still arriving', async () => {
+    const { buildTestApp, listen } = await import('../helpers/app.js');
+    const app = await buildTestApp(db.url);
+    const port = Number(new URL(await listen(app)).port);
+    const writer = mintToken({ scope: 'pipeline:write' });
+    const sockets = [
+      '',
+      'GET /healthz HTTP/1.1\r\nHost: x\r\n',
+      `PUT /v1/pipeline/batches/b/stages/landing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${writer}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"st`,
+    ].map((bytes) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+      socket.on('error', () => undefined);
+      return socket;
+    });
+    const closedSockets = Promise.all(sockets.map((socket) => new Promise((resolve) => socket.on('close', resolve))));
+    try {
+      await sleep(300);
+      const started = performance.now();
+      await app.close();
+      expect(performance.now() - started).toBeLessThan(2_000);
+      await closedSockets;
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+  });
+});
+
 // Audit: a request arriving while the app closes got Fastify's own 503 ({"error": …}), without
 // problem+json, Retry-After, X-Request-Id or no-store.
 describe('a request that arrives while the app is closing', () => {

@@ -4,6 +4,7 @@
 // a request held on a table lock. Each must answer 503 problem+json with Retry-After, quickly,
 // and never shed the health routes. (2) and (3) are refused by the gate in front of Fastify, so
 // they go over a real socket: app.inject would bypass the gate.
+import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -207,6 +208,24 @@ describe('in-flight limit', () => {
       await locker.end();
     }
     // The slot is released when the held response closes.
+    expect((await timedFetch(baseUrl, LIST, SELLERS.beta)).status).toBe(200);
+  });
+
+  it('a request queued behind another on a connection that dies frees its slot too', async () => {
+    const port = Number(new URL(baseUrl).port);
+    // The first request is refused at once and closes the connection (two Host lines): Node never
+    // emits 'close' for the response queued behind it, only for its request.
+    for (let n = 0; n < 3; n += 1) {
+      await new Promise<void>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.write(`GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\nGET ${LIST} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        });
+        socket.on('data', () => undefined);
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve());
+      });
+    }
+    await sleep(100);
     expect((await timedFetch(baseUrl, LIST, SELLERS.beta)).status).toBe(200);
   });
 });

@@ -205,6 +205,21 @@ describe('requests the HTTP parser refuses → problem+json on the socket, then 
     }
   });
 
+  it('a CONNECT pipelined behind a request still being answered does not bring the server down; that request keeps its answer', async () => {
+    for (let n = 0; n < 5; n += 1) {
+      const data = await rawText('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nCONNECT /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(data, JSON.stringify(data.slice(0, 60))).toMatch(/^HTTP\/1\.1 200 /);
+      expect(data.match(/HTTP\/1\.1 \d{3} /g)).toHaveLength(1);
+    }
+    expect((await http(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('a request that said Connection: close gets its answer even when bytes follow it', async () => {
+    const data = await rawText('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nx');
+    expect(data).toMatch(/^HTTP\/1\.1 200 /);
+    expect(data.match(/HTTP\/1\.1 \d{3} /g)).toHaveLength(1);
+  });
+
   it('a client resetting a CONNECT before its answer does not bring the server down', async () => {
     for (let n = 0; n < 20; n += 1) {
       await new Promise<void>((resolve) => {

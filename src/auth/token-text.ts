@@ -5,7 +5,7 @@
  * The first member name that appears twice in one object of this JSON text (at any depth), or
  * undefined. JSON.parse keeps the last of duplicates, other parsers the first: an identity
  * provider and this service could read different tenants from one token (RFC 7519 §4 lets a
- * verifier refuse such tokens, which is what the caller does). Expects text JSON.parse accepted.
+ * verifier refuse such tokens). Expects text JSON.parse accepted.
  */
 export function duplicateMemberName(json: string): string | undefined {
   // One frame per open container: an object's names so far, or null for an array.
@@ -45,4 +45,26 @@ export function duplicateMemberName(json: string): string | undefined {
  */
 export function isCanonicalBase64url(segment: string): boolean {
   return Buffer.from(segment, 'base64url').toString('base64url') === segment;
+}
+
+/**
+ * Why a token's text (not yet verified) is refused before its signature is checked: a signature
+ * spelled more than one way, a segment that is not JSON, a member named twice. Undefined if none.
+ */
+export function tokenTextProblem(token: string): string | undefined {
+  const [headerText = '', payloadText = '', signature = ''] = token.split('.');
+  if (!isCanonicalBase64url(signature)) return 'token signature is not canonical base64url';
+  for (const segment of [headerText, payloadText]) {
+    const json = Buffer.from(segment, 'base64url').toString('utf8');
+    // The scan below reads member names with JSON.parse: text that is not JSON is a malformed
+    // token, not an error of the service.
+    try {
+      JSON.parse(json);
+    } catch {
+      return 'malformed token';
+    }
+    const duplicate = duplicateMemberName(json);
+    if (duplicate !== undefined) return `token names "${duplicate}" twice`;
+  }
+  return undefined;
 }

@@ -7,7 +7,7 @@ import fp from 'fastify-plugin';
 import type { Config, JwtKeyConfig } from '../config.js';
 import { TenantScope, isSellerId } from '../auth/tenant-scope.js';
 import { JwksKeyStore, SigningKeysUnavailableError } from '../auth/jwks-key-store.js';
-import { duplicateMemberName, isCanonicalBase64url } from '../auth/token-text.js';
+import { tokenTextProblem } from '../auth/token-text.js';
 import { VerifiedTokenCache } from '../auth/verified-token-cache.js';
 import { HttpProblem } from '../http/problem.js';
 import { hookList, type Access, type Scope } from '../http/route.js';
@@ -249,20 +249,8 @@ async function verify(
   clockToleranceMs: number,
 ): Promise<VerifiedClaims> {
   const jwtHeader = decodeHeader(token);
-  const [headerText = '', payloadText = '', signature = ''] = token.split('.');
-  if (!isCanonicalBase64url(signature)) throw new AuthError('token signature is not canonical base64url');
-  for (const segment of [headerText, payloadText]) {
-    const json = Buffer.from(segment, 'base64url').toString('utf8');
-    // Not yet verified: the scan below expects JSON, and a member name it cannot decode is a
-    // malformed token (401), not an error of the service.
-    try {
-      JSON.parse(json);
-    } catch {
-      throw new AuthError('malformed token');
-    }
-    const duplicate = duplicateMemberName(json);
-    if (duplicate !== undefined) throw new AuthError(`token names "${duplicate}" twice`);
-  }
+  const textProblem = tokenTextProblem(token);
+  if (textProblem !== undefined) throw new AuthError(textProblem);
   // RFC 7515 §4.1.11: a critical header we do not understand makes the token invalid.
   if ('crit' in jwtHeader) throw new AuthError('token has critical headers this service does not understand');
   for (const name of KEY_INJECTION_HEADERS) {

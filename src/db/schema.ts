@@ -271,7 +271,10 @@ export const orderItemDailySummary = mysqlTable(
 // The (seller, purchase day) pairs whose daily totals a batch may have changed: written in the
 // same transaction as the change (old and new position of every moved item), consumed by the
 // batch's final summary recompute. `writer` (the loader connection's partition) keeps each
-// concurrent writer inside its own key range, so their inserts never wait on each other.
+// concurrent writer inside its own key range, so their inserts never wait on each other. Until a
+// pair's mark is gone, the summary endpoint sums that day from the items (ix_summary_mark_seller_day),
+// so it never shows totals older than the rows the list shows: while a batch loads, or after its
+// loader died before the recompute.
 export const orderItemSummaryMark = mysqlTable(
   'order_item_summary_mark',
   {
@@ -280,5 +283,8 @@ export const orderItemSummaryMark = mysqlTable(
     sellerId: sourceId('seller_id'),
     purchaseDate: date('purchase_date', { mode: 'string' }).notNull(),
   },
-  (t) => [primaryKey({ name: 'pk_order_item_summary_mark', columns: [t.batchId, t.writer, t.sellerId, t.purchaseDate] })],
+  (t) => [
+    primaryKey({ name: 'pk_order_item_summary_mark', columns: [t.batchId, t.writer, t.sellerId, t.purchaseDate] }),
+    index('ix_summary_mark_seller_day').on(t.sellerId, t.purchaseDate),
+  ],
 );

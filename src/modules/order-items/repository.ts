@@ -128,9 +128,11 @@ export class OrderItemRepository {
   }
 
   /**
-   * Whole UTC days of the range come from order_item_daily_summary (a few rows per day); a
-   * partial first or last day is aggregated from the items themselves. Both parts are grouped by
-   * the same key and added up, so the buckets are what an aggregate over every item would give.
+   * Whole UTC days of the range come from order_item_daily_summary (a few rows per day), except
+   * the days a batch has marked and not yet recomputed (order_item_summary_mark: while it loads,
+   * or after its loader died), which are aggregated from the items, as is a partial first or last
+   * day. All parts are grouped by the same key and added up in one statement (one snapshot), so
+   * the buckets are what an aggregate over every item the list shows would give.
    */
   async summarize(scope: TenantScope, groupBy: SummaryGroup, range: { from?: string; to?: string }): Promise<SummaryRow[]> {
     const itemKey =
@@ -150,9 +152,28 @@ export class OrderItemRepository {
     const params: SqlValue[] = [];
     const parts: string[] = [];
     if (days !== null) {
+      // The seller's marked days in the range, as a subquery each part repeats (a statement of its
+      // own would see another snapshot: a day recomputed in between would count twice).
+      const markedDays = (selected: string): string => {
+        params.push(sellerId);
+        return `SELECT ${selected} FROM order_item_summary_mark m WHERE m.seller_id = ?${halfOpenRange('m.purchase_date', days, params)}`;
+      };
       params.push(sellerId);
-      const where = `d.seller_id = ?${halfOpenRange('d.purchase_date', days, params)}`;
-      parts.push(`SELECT ${dayKey} AS bucket, d.item_count, d.revenue, d.freight FROM order_item_daily_summary d WHERE ${where}`);
+      const totalsRange = halfOpenRange('d.purchase_date', days, params);
+      parts.push(`SELECT ${dayKey} AS bucket, d.item_count, d.revenue, d.freight
+    FROM order_item_daily_summary d
+   WHERE d.seller_id = ?${totalsRange} AND d.purchase_date NOT IN (${markedDays('m.purchase_date')})`);
+      // MIN and MAX bound the items' index range (with no mark, an empty one); IN keeps the marked days.
+      params.push(sellerId);
+      const first = markedDays('MIN(m.purchase_date)');
+      const last = markedDays('MAX(m.purchase_date)');
+      parts.push(`SELECT ${itemKey} AS bucket, COUNT(*) AS item_count, SUM(i.price) AS revenue, SUM(i.freight_value) AS freight
+    FROM ${this.model.summaryFrom(groupBy)}
+   WHERE i.seller_id = ?
+     AND i.purchased_at >= (${first})
+     AND i.purchased_at < (${last}) + INTERVAL 1 DAY
+     AND CAST(i.purchased_at AS DATE) IN (${markedDays('m.purchase_date')})
+   GROUP BY bucket`);
     }
     for (const edge of partial) {
       params.push(sellerId, edge.from, edge.to);

@@ -1,0 +1,1 @@
+CREATE INDEX `ix_summary_mark_seller_day` ON `order_item_summary_mark` (`seller_id`,`purchase_date`);

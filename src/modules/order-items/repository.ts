@@ -44,6 +44,8 @@ export interface OrderItemRow extends RowDataPacket {
 export type SummaryGroup = 'day' | 'month' | 'category';
 
 export interface SummaryRow extends RowDataPacket {
+  /** 1 on the row that says some day of the range awaits its batch's recompute (no bucket). */
+  pending: number;
   bucket: string | null;
   item_count: number;
   revenue: string;
@@ -128,13 +130,27 @@ export class OrderItemRepository {
   }
 
   /**
-   * Whole UTC days of the range come from order_item_daily_summary (a few rows per day), except
-   * the days a batch has marked and not yet recomputed (order_item_summary_mark: while it loads,
-   * or after its loader died), which are aggregated from the items, as is a partial first or last
-   * day. All parts are grouped by the same key and added up in one statement (one snapshot), so
-   * the buckets are what an aggregate over every item the list shows would give.
+   * Whole UTC days of the range come from order_item_daily_summary (a few rows per day), a partial
+   * first or last day from the items themselves; both are grouped by the same key and added up.
+   * A batch marks the (seller, day) pairs it changes in the transaction that changes them and
+   * recomputes their totals before it removes the marks, so in any one snapshot a day without a
+   * mark has current totals. The statement therefore also asks whether any of the range's days is
+   * marked (one index probe); only then, while a batch loads or after its loader died, the
+   * summary is asked again with those days summed from the items. Either way the buckets are what
+   * an aggregate over every item the list shows would give.
    */
   async summarize(scope: TenantScope, groupBy: SummaryGroup, range: { from?: string; to?: string }): Promise<SummaryRow[]> {
+    const rows = await this.summarizeFrom(scope, groupBy, range, 'totals');
+    if (!rows.some((row) => Number(row.pending) === 1)) return rows;
+    return this.summarizeFrom(scope, groupBy, range, 'items-for-marked-days');
+  }
+
+  private async summarizeFrom(
+    scope: TenantScope,
+    groupBy: SummaryGroup,
+    range: { from?: string; to?: string },
+    markedDays: 'totals' | 'items-for-marked-days',
+  ): Promise<SummaryRow[]> {
     const itemKey =
       groupBy === 'day'
         ? `DATE_FORMAT(i.purchased_at, '%Y-%m-%d')`
@@ -152,32 +168,39 @@ export class OrderItemRepository {
     const params: SqlValue[] = [];
     const parts: string[] = [];
     if (days !== null) {
-      // The seller's marked days in the range, as a subquery each part repeats (a statement of its
-      // own would see another snapshot: a day recomputed in between would count twice).
-      const markedDays = (selected: string): string => {
+      // The seller's marked days in the range, as a subquery every part that needs them repeats
+      // inside one statement (one snapshot decides which days are marked).
+      const marks = (selected: string): string => {
         params.push(sellerId);
         return `SELECT ${selected} FROM order_item_summary_mark m WHERE m.seller_id = ?${halfOpenRange('m.purchase_date', days, params)}`;
       };
       params.push(sellerId);
       const totalsRange = halfOpenRange('d.purchase_date', days, params);
-      parts.push(`SELECT ${dayKey} AS bucket, d.item_count, d.revenue, d.freight
+      if (markedDays === 'totals') {
+        parts.push(`SELECT 0 AS pending, ${dayKey} AS bucket, d.item_count, d.revenue, d.freight
     FROM order_item_daily_summary d
-   WHERE d.seller_id = ?${totalsRange} AND d.purchase_date NOT IN (${markedDays('m.purchase_date')})`);
-      // MIN and MAX bound the items' index range (with no mark, an empty one); IN keeps the marked days.
-      params.push(sellerId);
-      const first = markedDays('MIN(m.purchase_date)');
-      const last = markedDays('MAX(m.purchase_date)');
-      parts.push(`SELECT ${itemKey} AS bucket, COUNT(*) AS item_count, SUM(i.price) AS revenue, SUM(i.freight_value) AS freight
+   WHERE d.seller_id = ?${totalsRange}`);
+        parts.push(`(${marks('1, NULL, 0, 0, 0')} LIMIT 1)`);
+      } else {
+        parts.push(`SELECT 0 AS pending, ${dayKey} AS bucket, d.item_count, d.revenue, d.freight
+    FROM order_item_daily_summary d
+   WHERE d.seller_id = ?${totalsRange} AND d.purchase_date NOT IN (${marks('m.purchase_date')})`);
+        // MIN and MAX bound the items' index range; IN keeps the marked days of it.
+        params.push(sellerId);
+        const first = marks('MIN(m.purchase_date)');
+        const last = marks('MAX(m.purchase_date)');
+        parts.push(`SELECT 0, ${itemKey} AS bucket, COUNT(*) AS item_count, SUM(i.price) AS revenue, SUM(i.freight_value) AS freight
     FROM ${this.model.summaryFrom(groupBy)}
    WHERE i.seller_id = ?
      AND i.purchased_at >= (${first})
      AND i.purchased_at < (${last}) + INTERVAL 1 DAY
-     AND CAST(i.purchased_at AS DATE) IN (${markedDays('m.purchase_date')})
+     AND CAST(i.purchased_at AS DATE) IN (${marks('m.purchase_date')})
    GROUP BY bucket`);
+      }
     }
     for (const edge of partial) {
       params.push(sellerId, edge.from, edge.to);
-      parts.push(`SELECT ${itemKey} AS bucket, COUNT(*) AS item_count, SUM(i.price) AS revenue, SUM(i.freight_value) AS freight
+      parts.push(`SELECT 0 AS pending, ${itemKey} AS bucket, COUNT(*) AS item_count, SUM(i.price) AS revenue, SUM(i.freight_value) AS freight
     FROM ${this.model.summaryFrom(groupBy)}
    WHERE i.seller_id = ? AND i.purchased_at >= ? AND i.purchased_at < ?
    GROUP BY bucket`);
@@ -185,10 +208,10 @@ export class OrderItemRepository {
     if (parts.length === 0) return [];
     return this.db.select<SummaryRow>(
       'summarizeOrderItems',
-      `SELECT t.bucket, SUM(t.item_count) AS item_count, SUM(t.revenue) AS revenue, SUM(t.freight) AS freight
+      `SELECT t.pending, t.bucket, SUM(t.item_count) AS item_count, SUM(t.revenue) AS revenue, SUM(t.freight) AS freight
   FROM (${parts.join(' UNION ALL ')}) t
- GROUP BY t.bucket
- ORDER BY ${groupBy === 'category' ? 't.bucket IS NULL, t.bucket' : 't.bucket'}`,
+ GROUP BY t.pending, t.bucket
+ ORDER BY t.pending, ${groupBy === 'category' ? 't.bucket IS NULL, t.bucket' : 't.bucket'}`,
       params,
     );
   }

@@ -655,6 +655,7 @@ const ITEM_ATTRIBUTES = ['product_id', 'seller_id', 'shipping_limit_at', 'price'
  * not look for reference problems.
  */
 export async function upsertItems(db: Queryable, batchId: string): Promise<{ selected: number | undefined }> {
+  await lockItemReferences(db);
   return upsertFromStaging(
     db,
     batchId,
@@ -664,6 +665,24 @@ export async function upsertItems(db: Queryable, batchId: string): Promise<{ sel
        STRAIGHT_JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = s.order_id
        STRAIGHT_JOIN dim_seller x FORCE INDEX (PRIMARY) ON x.seller_id = s.seller_id`,
   );
+}
+
+/**
+ * Share-locks the staged items' orders and products until the chunk commits. A concurrent batch
+ * that changes one of them (an order's purchase day, a product's category) holds its row lock
+ * from its upsert to its commit, and marks the summary days of the items it finds stored: with
+ * this lock the two chunks run one after the other, so that batch either sees this chunk's
+ * items (and marks and moves them) or has committed before this chunk reads the order or product
+ * (and this chunk writes, and marks, the new day or category). Without it, an item committed in
+ * between was moved without a mark for its new day, and kept a purchase time its order no longer
+ * had in one of the two item tables. In READ COMMITTED the next statement then reads the values
+ * committed before the lock was granted.
+ */
+async function lockItemReferences(db: Queryable): Promise<void> {
+  await db.query(`SELECT COUNT(*) FROM ${STAGING.items.name} s
+      STRAIGHT_JOIN fact_order o FORCE INDEX (PRIMARY) ON o.order_id = s.order_id LOCK IN SHARE MODE`);
+  await db.query(`SELECT COUNT(*) FROM ${STAGING.items.name} s
+      STRAIGHT_JOIN dim_product p FORCE INDEX (PRIMARY) ON p.product_id = s.product_id LOCK IN SHARE MODE`);
 }
 
 // ---------------------------------------------------------------------------------------------

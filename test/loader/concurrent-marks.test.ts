@@ -82,23 +82,32 @@ async function expectTotalsOfTheItems(observer: PoolConnection): Promise<void> {
   expect(Number(marks?.n)).toBe(0);
 }
 
+/**
+ * Connections for two batches P and Q (writers with staging tables), T (to hold a row lock) and an
+ * observer, and P's and Q's etl_batch rows; Q is the newer batch. Ids ahead of the clock keep a
+ * later test's batches newer than an earlier test's.
+ */
+async function twoBatches(firstIdAheadMs: number) {
+  const [p, q, t, observer] = await Promise.all([db.pool.getConnection(), db.pool.getConnection(), db.pool.getConnection(), db.pool.getConnection()]);
+  const staging = await prepareConnection(p, 'insert');
+  await prepareConnection(q, staging);
+  const batchP = uuidv7(Date.now() + firstIdAheadMs);
+  const batchQ = uuidv7(Date.now() + firstIdAheadMs + 1_000);
+  for (const batchId of [batchP, batchQ]) await insertBatch(observer, { batchId, source: 'concurrent-marks', createdAt: '2026-01-01 00:00:00.000' });
+  const [[self]] = await p.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS thread');
+  return { p, q, t, observer, staging, batchP, batchQ, thread: Number(self?.thread) };
+}
+
 describe('concurrent batches and the daily totals', () => {
   it('when an order moves while another batch adds an item to it, then the item follows the order and its new day is recomputed', async () => {
-    const [p, q, t, observer] = await Promise.all([db.pool.getConnection(), db.pool.getConnection(), db.pool.getConnection(), db.pool.getConnection()]);
+    const { p, q, t, observer, staging, batchP, batchQ, thread } = await twoBatches(1_000);
     try {
-      const staging = await prepareConnection(p, 'insert');
-      await prepareConnection(q, staging);
-      const batchP = uuidv7(Date.now() + 1_000);
-      const batchQ = uuidv7(Date.now() + 2_000);
-      for (const batchId of [batchP, batchQ]) await insertBatch(observer, { batchId, source: 'concurrent-marks', createdAt: '2026-01-01 00:00:00.000' });
       const order = validateRecord('orders', [ID.order1, ID.customer1, 'delivered', MOVED_TO, '2017-09-13 11:05:35', '2017-09-14 11:05:35', '2017-09-26 01:54:28', '2017-10-03 00:00:00']);
       const item = validateRecord('items', [ID.order1, '3', ID.product1, SELLER3, '2017-09-19 09:45:35', '50.00', '5.00']);
       if (!order.ok || !item.ok) throw new Error('fixture rows break the contract');
 
       await t.query('START TRANSACTION');
       await t.query('SELECT * FROM fact_order_item WHERE order_id = ? AND order_item_id = 1 FOR UPDATE', [ID.order1]);
-      const [[self]] = await p.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS thread');
-      const thread = Number(self?.thread);
       await p.query('START TRANSACTION');
       await stageOrders(p, staging, [order.row]);
       const orderChunk = upsertOrders(p, batchP, 0);
@@ -142,18 +151,11 @@ describe('concurrent batches and the daily totals', () => {
   });
 
   it('when a product changes category while another batch adds an item of it and recomputes first, then the item takes the new category and its day is recomputed', async () => {
-    const [p, q, t, observer] = await Promise.all([db.pool.getConnection(), db.pool.getConnection(), db.pool.getConnection(), db.pool.getConnection()]);
+    const { p, q, t, observer, staging, batchP, batchQ, thread } = await twoBatches(5_000);
     try {
-      const staging = await prepareConnection(p, 'insert');
-      await prepareConnection(q, staging);
-      const batchP = uuidv7(Date.now() + 3_000);
-      const batchQ = uuidv7(Date.now() + 4_000);
-      for (const batchId of [batchP, batchQ]) await insertBatch(observer, { batchId, source: 'concurrent-marks', createdAt: '2026-01-01 00:00:00.000' });
       const product = validateRecord('products', [ID.product1, 'artes', '40', '287', '1', '225', '16', '10', '14']);
       const item = validateRecord('items', [ID.order2, '2', ID.product1, SELLER3, '2018-01-05 10:00:00', '70.00', '7.00']);
       if (!product.ok || !item.ok) throw new Error('fixture rows break the contract');
-      const [[self]] = await p.query<RowDataPacket[]>('SELECT CONNECTION_ID() AS thread');
-      const thread = Number(self?.thread);
 
       // T holds a wide row of the product, so that P stops after marking the days of the rows it
       // sees, before it changes their category.
